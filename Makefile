@@ -1,0 +1,45 @@
+# Two commands on a fresh machine with Python 3.11+ and make: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run migrate superuser test test-postgres lint fmt check clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m incrementific.serve
+
+migrate: install
+	DEBUG=True $(PY) manage.py migrate
+
+superuser: install
+	DEBUG=True $(PY) manage.py createsuperuser
+
+test: install
+	$(VENV)/bin/pytest
+
+# The same suite against the machine's PostgreSQL (or DATABASE_URL), where row locks are real.
+test-postgres: install
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/incrementific} $(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,18 @@
+from django.urls import re_path
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from accounts import views
+
+
+def route(prefix: str, view, name: str):
+    """A path that answers with and without its trailing slash, without a redirect."""
+    return re_path(rf"^{prefix}/?$", view, name=name)
+
+
+urlpatterns = [
+    route("register", views.RegisterView.as_view(), "register"),
+    route("token", TokenObtainPairView.as_view(), "token"),
+    route("token/refresh", TokenRefreshView.as_view(), "token-refresh"),
+    route("logout", views.LogoutView.as_view(), "logout"),
+    route("me", views.MeView.as_view(), "me"),
+]

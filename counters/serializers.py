@@ -1,0 +1,79 @@
+import re
+
+from django.http import QueryDict
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from counters.models import MAX_VALUE, validate_counter_name
+
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only; [0-9] never matches other scripts' digits
+
+
+class StrictIntegerField(serializers.Field):
+    """A JSON integer, or a string of ASCII digits in a form post; nothing else.
+
+    DRF's IntegerField takes "1.0", " 5", "+5", "1e3" and True; a counter API must not guess.
+    """
+
+    default_error_messages = {
+        "invalid": "Must be a whole number (a JSON integer, or ASCII digits in a form).",
+        "range": "Must be from {min_value} to {max_value}.",
+    }
+
+    def __init__(self, *, min_value: int, max_value: int = MAX_VALUE, **kwargs):
+        self.min_value = min_value
+        self.max_value = max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> int:
+        if isinstance(data, int) and not isinstance(data, bool):
+            value = data
+        elif isinstance(data, str) and isinstance(self.root.initial_data, QueryDict):
+            if not data.isascii() or not data.isdigit():
+                self.fail("invalid")
+            if not _DIGITS.fullmatch(data):
+                self.fail("range", min_value=self.min_value, max_value=self.max_value)
+            value = int(data)
+        else:
+            self.fail("invalid")
+        if not self.min_value <= value <= self.max_value:
+            self.fail("range", min_value=self.min_value, max_value=self.max_value)
+        return value
+
+    def to_representation(self, value) -> int:
+        return value
+
+
+class CounterNameField(serializers.CharField):
+    """A string of the name characters; a JSON number is not quietly turned into one."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, trim_whitespace=False, validators=[validate_counter_name], **kwargs)
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CounterCreateSerializer(serializers.Serializer):
+    name = CounterNameField()
+    value = StrictIntegerField(min_value=0, required=False, default=0)
+
+
+class CounterSetSerializer(serializers.Serializer):
+    value = StrictIntegerField(min_value=0)
+
+
+class CounterNextSerializer(serializers.Serializer):
+    step = StrictIntegerField(min_value=1, required=False, default=1)
+
+
+def counter_data(request, *, name: str, value: int, created: str) -> dict:
+    """The public shape of a counter. A plain function: the hot path renders one per request."""
+    return {
+        "name": name,
+        "value": value,
+        "created_at": created,
+        "url": reverse("counter-detail", kwargs={"name": name}, request=request),
+    }

@@ -1,0 +1,167 @@
+"""Counter operations: the only code that changes counters.
+
+Values live in Redis (store.py); each counter's SQL row keeps ``reserved_through``. Two rules
+keep the promise that ``next`` never hands out a value twice, whatever Redis forgets:
+
+1. Redis never takes a counter past its limit ``l``, and ``l`` is only ever raised to a
+   ``reserved_through`` that is already committed in SQL. So every value handed out or set
+   is at most ``reserved_through``.
+2. ``reserved_through`` only rises (``max(old, needed) + block``). When Redis has no state
+   for a counter that SQL has, the state is restored at ``reserved_through``, above every
+   value ever handed out: some values are skipped (about one block), none repeated.
+
+This is PostgreSQL's own trick for sequences, which log 32 values ahead and may skip them
+after a crash, never repeat them. The steady path (value within the limit) is one Redis
+round trip and no SQL; one SQL write buys ``COUNTER_BLOCK_SIZE`` increments.
+
+Because the mark only rises, a set never has to lower it, so a set within the limit is
+SQL-free too, and a reservation racing with a set is harmless (max() commutes). The price: a
+counter set far below its old high that then loses its Redis state resumes above that old
+high rather than near the set value.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from rest_framework.fields import DateTimeField
+
+from counters import store
+from counters.models import MAX_VALUE, Counter
+
+logger = logging.getLogger(__name__)
+
+# Enough for a restore, a reservation and a race or two; more means something is wrong.
+_ATTEMPTS = 8
+
+
+class CounterNotFound(Exception):
+    pass
+
+
+class CounterAlreadyExists(Exception):
+    pass
+
+
+class CounterOverflow(Exception):
+    """The change would take the value past 2**63-1; nothing changed."""
+
+
+def rendered(created_at) -> str:
+    """A creation time as the API shows it (also kept in Redis, so reads need no SQL)."""
+    return DateTimeField().to_representation(created_at)
+
+
+def _locked_row(*, owner_id: int, name: str) -> Counter:
+    row = Counter.objects.select_for_update().filter(owner_id=owner_id, name=name).first()
+    if row is None:
+        raise CounterNotFound()
+    return row
+
+
+def _restore(*, owner_id: int, name: str) -> None:
+    """Redis has no state for this counter: 404 if it does not exist, else resume it.
+
+    Under the row lock, so a concurrent delete (which holds it) cannot be undone by a
+    restore that read the row before the delete committed.
+    """
+    with transaction.atomic():
+        row = _locked_row(owner_id=owner_id, name=name)
+        restored = store.restore(owner_id, name, value=row.reserved_through, created=rendered(row.created_at))
+    if restored:
+        logger.warning(
+            "counter restored: owner=%s name=%s; Redis had lost it, it resumes above "
+            "reserved_through=%s, skipping at most one block (%s) of values, repeating none",
+            owner_id, name, row.reserved_through, settings.COUNTER_BLOCK_SIZE,
+        )  # fmt: skip
+
+
+def _reserve(*, owner_id: int, name: str, needed: int) -> int:
+    """Make ``reserved_through`` at least ``needed`` (plus a block) and commit. Returns it."""
+    if needed > MAX_VALUE:
+        raise CounterOverflow()
+    with transaction.atomic():
+        row = _locked_row(owner_id=owner_id, name=name)
+        if row.reserved_through < needed:
+            row.reserved_through = min(MAX_VALUE, needed + settings.COUNTER_BLOCK_SIZE)
+            row.save(update_fields=["reserved_through"])
+    return row.reserved_through
+
+
+def _with_state(*, owner_id: int, name: str, op: Callable[[int | None], store.State]) -> store.State:
+    """Run a store operation, restoring forgotten state and reserving values as it asks."""
+    raise_to = None
+    for _ in range(_ATTEMPTS):
+        try:
+            return op(raise_to)
+        except store.StateMissing:
+            _restore(owner_id=owner_id, name=name)
+        except store.LimitReached as exc:
+            raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed)
+        except store.ValueOverflow:
+            raise CounterOverflow() from None
+    raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
+
+
+def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
+    """Create a counter at ``value``.
+
+    The Redis state is written before the row commits: if Redis fails, the row rolls back and
+    nothing changed. The insert comes first, so a concurrent create of the same name waits on
+    the unique index and fails without touching Redis.
+    """
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = Counter.objects.create(
+                    owner_id=owner_id,
+                    name=name,
+                    reserved_through=min(MAX_VALUE, value + settings.COUNTER_BLOCK_SIZE),
+                )
+        except IntegrityError:
+            raise CounterAlreadyExists() from None
+        created = rendered(row.created_at)
+        store.create(owner_id, name, value=value, limit=row.reserved_through, created=created)
+    return store.State(value, created)
+
+
+def counter_next(*, owner_id: int, name: str, step: int = 1) -> store.State:
+    """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
+    return _with_state(
+        owner_id=owner_id,
+        name=name,
+        op=lambda raise_to: store.next_value(owner_id, name, step, raise_to=raise_to),
+    )
+
+
+def counter_set(*, owner_id: int, name: str, value: int) -> store.State:
+    """Set the value. SQL-free when ``value`` is within the reservation, else one block more."""
+    return _with_state(
+        owner_id=owner_id,
+        name=name,
+        op=lambda raise_to: store.set_value(owner_id, name, value, raise_to=raise_to),
+    )
+
+
+def counter_get(*, owner_id: int, name: str) -> store.State:
+    return _with_state(owner_id=owner_id, name=name, op=lambda _: store.get(owner_id, name))
+
+
+def counter_values(rows: list[Counter]) -> list[int]:
+    """The values of many counters, read in one round trip (plus a restore for any lost)."""
+    states = store.get_many([(row.owner_id, row.name) for row in rows])
+    values = []
+    for row, state in zip(rows, states, strict=True):
+        if state is None:
+            state = counter_get(owner_id=row.owner_id, name=row.name)
+        values.append(state.value)
+    return values
+
+
+def counter_delete(*, owner_id: int, name: str) -> None:
+    """Delete a counter; its Redis state goes in the same transaction (counters/signals.py)."""
+    with transaction.atomic():
+        deleted, _ = Counter.objects.filter(owner_id=owner_id, name=name).delete()
+    if not deleted:
+        raise CounterNotFound()

@@ -1,0 +1,93 @@
+from django.shortcuts import get_object_or_404
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from counters import services
+from counters.models import NAME_PATTERN
+from counters.selectors import counter_list
+from counters.serializers import (
+    CounterCreateSerializer,
+    CounterNextSerializer,
+    CounterSetSerializer,
+    counter_data,
+)
+
+
+class CounterViewSet(viewsets.GenericViewSet):
+    """Your counters. Values are whole numbers from 0 to 2^63-1.
+
+    POST a `name` (and an optional starting `value`) to create one; POST to a counter's
+    `next` to take its next value (optional `step`); PUT or PATCH a `value` to set it.
+    """
+
+    lookup_field = "name"
+    lookup_value_regex = NAME_PATTERN
+    serializers = {
+        "create": CounterCreateSerializer,
+        "update": CounterSetSerializer,
+        "partial_update": CounterSetSerializer,
+        "next": CounterNextSerializer,
+    }
+
+    def get_queryset(self):
+        return counter_list(owner_id=self.request.user.id)
+
+    def get_serializer_class(self):
+        return self.serializers.get(self.action, CounterCreateSerializer)
+
+    def get_object(self):
+        # Only the browsable API calls this, to fill in its forms; the handlers below read
+        # counters straight from the store so that the hot path runs no SQL.
+        row = get_object_or_404(self.get_queryset(), name=self.kwargs["name"])
+        row.value = self._state().value
+        return row
+
+    def _state(self):
+        return services.counter_get(owner_id=self.request.user.id, name=self.kwargs["name"])
+
+    def _respond(self, state, status_code=status.HTTP_200_OK, **kwargs):
+        data = counter_data(self.request, name=self.kwargs.get("name"), value=state.value, created=state.created)
+        return Response(data, status=status_code, **kwargs)
+
+    def _valid(self, serializer_class):
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        values = services.counter_values(page)
+        return self.get_paginated_response(
+            [
+                counter_data(request, name=row.name, value=value, created=services.rendered(row.created_at))
+                for row, value in zip(page, values, strict=True)
+            ]
+        )
+
+    def create(self, request):
+        data = self._valid(CounterCreateSerializer)
+        state = services.counter_create(owner_id=request.user.id, name=data["name"], value=data["value"])
+        self.kwargs["name"] = data["name"]
+        response = self._respond(state, status.HTTP_201_CREATED)
+        response["Location"] = response.data["url"]
+        return response
+
+    def retrieve(self, request, name):
+        return self._respond(self._state())
+
+    def update(self, request, name):
+        data = self._valid(CounterSetSerializer)
+        return self._respond(services.counter_set(owner_id=request.user.id, name=name, value=data["value"]))
+
+    partial_update = update
+
+    def destroy(self, request, name):
+        services.counter_delete(owner_id=request.user.id, name=name)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def next(self, request, name):
+        """Take the next value: add `step` (default 1) and return the counter."""
+        data = self._valid(CounterNextSerializer)
+        return self._respond(services.counter_next(owner_id=request.user.id, name=name, step=data["step"]))

@@ -1,0 +1,10 @@
+# gunicorn settings for `make run`, the Procfile and the benchmarks. Each can be overridden on
+# the command line (the Procfile binds 0.0.0.0:$PORT that way).
+import os
+
+bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+# Redis and SQL answer in well under a millisecond here, so plain sync workers keep both
+# cores busy; WEB_CONCURRENCY sets how many.
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+accesslog = "-" if os.environ.get("ACCESS_LOG", "True") == "True" else None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

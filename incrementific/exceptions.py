@@ -1,0 +1,68 @@
+"""One JSON error shape for every API error: {"detail": "...", "code": "..."}, and for invalid
+input also {"fields": {...}}. Domain exceptions are raised low (services, store) and
+translated here, once.
+"""
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from counters.services import CounterAlreadyExists, CounterNotFound, CounterOverflow
+from counters.store import CounterStoreUnavailable
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, CounterNotFound):
+        return exceptions.NotFound()
+    if isinstance(exc, CounterAlreadyExists):
+        return Conflict("A counter with this name already exists.", "counter_exists")
+    if isinstance(exc, CounterOverflow):
+        return Conflict("The value would pass 9223372036854775807; nothing changed.", "counter_overflow")
+    if isinstance(exc, CounterStoreUnavailable):
+        return ServiceUnavailable("Counter storage is unavailable, try again.", "counter_store_unavailable")
+    # A bug (bad SQL, a broken constraint) stays a 500 with its traceback in the log; only a
+    # database that cannot be reached or is failing is the client's "try again".
+    if isinstance(exc, DatabaseError) and not isinstance(exc, DataError | IntegrityError | ProgrammingError):
+        return ServiceUnavailable("The database is unavailable, try again.", "database_unavailable")
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    if isinstance(exc, DjangoValidationError):
+        return exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    return exc
+
+
+def error_body(detail, code: str, **extra) -> dict:
+    return {"detail": str(detail), "code": str(code), **extra}
+
+
+def exception_handler(exc: Exception, context: dict):
+    exc = _translate(exc)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: Django answers with handler500 and logs the traceback
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = error_body("Invalid input.", "invalid", fields=fields)
+    elif isinstance(exc.detail, dict) and "detail" in exc.detail:
+        # simplejwt's InvalidToken and AuthenticationFailed carry a dict with detail and code.
+        response.data = error_body(exc.detail["detail"], exc.detail.get("code", exc.default_code))
+    else:
+        code = exc.get_codes()
+        response.data = error_body(exc.detail, code if isinstance(code, str) else exc.default_code)
+    return response

@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from rest_framework.routers import DefaultRouter
+
+from counters.views import CounterViewSet
+from incrementific import views
+
+
+class Router(DefaultRouter):
+    """Every path answers with and without its trailing slash, never by a redirect; and no
+    format suffixes, which would read a counter named "a.json" as "a" in JSON."""
+
+    include_format_suffixes = False
+
+    def __init__(self):
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = Router()
+router.register("counters", CounterViewSet, basename="counter")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("accounts.urls")),
+    path("api/", include(router.urls)),
+    path("api-auth/", include("rest_framework.urls")),
+    re_path(r"^healthz/?$", views.healthz, name="healthz"),
+]
+
+handler400 = "incrementific.views.bad_request"
+handler403 = "incrementific.views.permission_denied"
+handler404 = "incrementific.views.not_found"
+handler500 = "incrementific.views.server_error"

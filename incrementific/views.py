@@ -1,0 +1,51 @@
+"""Project-level views: the health check and the JSON answers Django gives outside DRF."""
+
+import logging
+
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+
+from counters import store
+from incrementific.exceptions import error_body
+
+logger = logging.getLogger(__name__)
+
+
+def healthz(request):
+    """200 when the database and Redis both answer, else 503; JSON either way."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except DatabaseError as exc:
+        logger.error("health check: database: %s", exc)
+        checks["database"] = "unavailable"
+    try:
+        store.ping()
+        checks["redis"] = "ok"
+    except store.CounterStoreUnavailable:
+        checks["redis"] = "unavailable"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+def bad_request(request, exception=None):
+    return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
+
+
+def permission_denied(request, exception=None):
+    body = error_body("You do not have permission to perform this action.", "permission_denied")
+    return JsonResponse(body, status=403)
+
+
+def csrf_failure(request, reason=""):
+    return JsonResponse(error_body(f"CSRF verification failed: {reason}", "csrf_failed"), status=403)
+
+
+def not_found(request, exception=None):
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)
+
+
+def server_error(request):
+    return JsonResponse(error_body("Server error.", "server_error"), status=500)

@@ -1,0 +1,99 @@
+import copy
+import itertools
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from django_redis import get_redis_connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.services import user_register
+from incrementific.redis_server import RedisServer
+
+_session_redis: RedisServer | None = None
+
+
+def pytest_configure(config):
+    """Every test run gets a private Redis server: real, never a fake, never a shared one."""
+    global _session_redis
+    _session_redis = RedisServer(Path(settings.DATA_DIR) / "redis-session").start()
+    settings.CACHES["counters"]["LOCATION"] = _session_redis.url
+
+
+def pytest_unconfigure(config):
+    if _session_redis is not None:
+        _session_redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    get_redis_connection("counters").flushdb()
+
+
+@pytest.fixture
+def redis_conn():
+    return get_redis_connection("counters")
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of the test's own, that it may kill, flush, pause or replace.
+
+    The counters alias points at it for the test; `use(server)` points it at another.
+    """
+    servers = []
+
+    def use(server: RedisServer):
+        caches = copy.deepcopy(settings.CACHES)
+        caches["counters"]["LOCATION"] = server.url
+        override = override_settings(CACHES=caches)
+        override.enable()
+        servers.append((server, override))
+        return server
+
+    server = use(RedisServer(tmp_path / "redis").start())
+    server.use = use
+    yield server
+    for srv, override in reversed(servers):
+        override.disable()
+        srv.stop()
+
+
+_usernames = (f"user{n}" for n in itertools.count())
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username=None, password="a-long-enough-passphrase"):
+        return user_register(username=username or next(_usernames), password=password)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+def bearer(user) -> str:
+    return f"Bearer {RefreshToken.for_user(user).access_token}"
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def alice_client(alice):
+    """Alice with a real access token, as clients send it."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(alice))
+    return client

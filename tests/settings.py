@@ -1,0 +1,17 @@
+"""The project's settings, with the environment a test run needs. Nothing else changes."""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret-but-long-enough-for-hs256")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="incrementific-tests-"))
+# A tiny block, so that reservations happen every few increments and their paths are exercised.
+os.environ.setdefault("COUNTER_BLOCK_SIZE", "3")
+
+from incrementific.settings import *  # noqa: E402,F403
+
+# A file, not SQLite's shared in-memory database: threads in the concurrency tests need real
+# locking with a busy timeout ("database table is locked" errors are not retried).
+DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns about a missing one)
