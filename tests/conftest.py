@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.test import override_settings
 from django_redis import get_redis_connection
+from redis.connection import Connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -20,6 +22,8 @@ def pytest_configure(config):
     global _session_redis
     _session_redis = RedisServer(Path(settings.DATA_DIR) / "redis-session").start()
     settings.CACHES["counters"]["LOCATION"] = _session_redis.url
+    # The production static storage (hashed names from a manifest), as `make run` builds it.
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def pytest_unconfigure(config):
@@ -97,3 +101,19 @@ def alice_client(alice):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=bearer(alice))
     return client
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Counts the round trips this process makes to Redis: each time the real client sends a
+    request (one command, or a whole pipeline), the name of its first command is recorded."""
+    sent: list[str] = []
+    real = Connection.send_packed_command
+
+    def send_packed_command(self, command, *args, **kwargs):
+        first = command[0] if isinstance(command, list) else command
+        sent.append(bytes(first).split(b"\r\n")[2].decode().lower())
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", send_packed_command)
+    return sent

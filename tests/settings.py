@@ -14,4 +14,3 @@ from incrementific.settings import *  # noqa: E402,F403
 # locking with a busy timeout ("database table is locked" errors are not retried).
 DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns about a missing one)

@@ -1,0 +1,104 @@
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from counters import services
+from counters.models import Counter
+from tests.helpers import redis_value
+
+
+@pytest.fixture
+def staff_client(client, db):
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "a-long-enough-passphrase")
+    client.force_login(admin)
+    return client
+
+
+def value_cells(html: str) -> list[str]:
+    return re.findall(r'<td class="field-value">([^<]*)</td>', html)
+
+
+def test_the_counter_list_shows_live_values_read_in_one_round_trip(staff_client, alice, bob, redis_round_trips):
+    services.counter_set(owner_id=alice.id, name="default", value=2)
+    services.counter_create(owner_id=bob.id, name="builds", value=7)
+    redis_round_trips.clear()
+    r = staff_client.get("/admin/counters/counter/")
+    assert r.status_code == 200
+    assert value_cells(r.text) == ["2", "7", "0"]  # alice/default, bob/builds, bob/default
+    assert redis_round_trips == ["hmget"]
+
+
+def test_the_counter_list_renders_when_redis_is_down(staff_client, alice, private_redis):
+    services.counter_create(owner_id=alice.id, name="x", value=1)
+    private_redis.stop()
+    r = staff_client.get("/admin/counters/counter/")
+    assert r.status_code == 200
+    assert value_cells(r.text) == ["unavailable", "unavailable"]
+
+
+def test_search_by_name_and_username(staff_client, alice, bob):
+    services.counter_create(owner_id=bob.id, name="invoices")
+    assert value_cells(staff_client.get("/admin/counters/counter/?q=invoices").text) == ["0"]
+    assert len(value_cells(staff_client.get("/admin/counters/counter/?q=alice").text)) == 1
+
+
+def test_the_change_page_shows_value_and_reservation(staff_client, alice):
+    services.counter_set(owner_id=alice.id, name="default", value=2)
+    row = Counter.objects.get(owner=alice)
+    r = staff_client.get(f"/admin/counters/counter/{row.pk}/change/")
+    assert r.status_code == 200
+    assert re.search(r'field-value">.*?<div class="readonly">2</div>', r.text, re.S)
+    assert re.search(r'field-reserved_through">.*?<div class="readonly">3</div>', r.text, re.S)
+
+
+def test_set_action_asks_for_a_value_then_sets_it_through_the_service(staff_client, alice, bob):
+    pks = [str(pk) for pk in Counter.objects.values_list("pk", flat=True)]
+    form = staff_client.post("/admin/counters/counter/", {"action": "set_value", "_selected_action": pks})
+    assert form.status_code == 200
+    assert "New value" in form.text
+    bad = staff_client.post(
+        "/admin/counters/counter/", {"action": "set_value", "_selected_action": pks, "apply": "1", "value": "-4"}
+    )
+    assert bad.status_code == 200
+    assert "Ensure this value is greater than or equal to 0." in bad.text
+    assert redis_value(alice, "default") == 0
+    done = staff_client.post(
+        "/admin/counters/counter/",
+        {"action": "set_value", "_selected_action": pks, "apply": "1", "value": "1000"},
+        follow=True,
+    )
+    assert "Set 2 counter(s) to 1000." in done.text
+    assert (redis_value(alice, "default"), redis_value(bob, "default")) == (1000, 1000)
+    assert Counter.objects.get(owner=alice).reserved_through == 1003  # the same code as the API
+
+
+def test_reset_action(staff_client, alice):
+    services.counter_set(owner_id=alice.id, name="default", value=3)
+    pk = Counter.objects.get(owner=alice).pk
+    staff_client.post("/admin/counters/counter/", {"action": "reset_to_zero", "_selected_action": [pk]})
+    assert redis_value(alice, "default") == 0
+
+
+def test_delete_from_the_admin_removes_the_value_too(staff_client, alice):
+    pk = Counter.objects.get(owner=alice).pk
+    staff_client.post(
+        "/admin/counters/counter/", {"action": "delete_selected", "_selected_action": [pk], "post": "yes"}
+    )
+    assert not Counter.objects.filter(pk=pk).exists()
+    assert redis_value(alice, "default") is None
+
+
+def test_the_user_page_lists_their_counters(staff_client, alice):
+    services.counter_create(owner_id=alice.id, name="tickets")
+    r = staff_client.get(f"/admin/auth/user/{alice.pk}/change/")
+    assert r.status_code == 200
+    assert "tickets" in r.text
+    assert "default" in r.text
+
+
+def test_non_staff_cannot_get_in(client, alice):
+    client.force_login(alice)
+    r = client.get("/admin/counters/counter/")
+    assert r.status_code == 302
+    assert r["Location"].startswith("/admin/login/")

@@ -1,0 +1,39 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+BASE_ENV = {"PATH": os.environ["PATH"], "DATA_DIR": os.environ["DATA_DIR"]}
+
+
+def load_settings(**env) -> subprocess.CompletedProcess:
+    code = "import incrementific.settings as s; print(s.DEBUG, s.COUNTER_BLOCK_SIZE, s.ALLOWED_HOSTS)"
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**BASE_ENV, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_debug_is_off_and_a_secret_key_is_required_by_default():
+    r = load_settings()
+    assert r.returncode == 1
+    assert "ImproperlyConfigured: SECRET_KEY is required when DEBUG is off" in r.stderr
+
+
+def test_with_a_secret_key_it_loads_safe_defaults():
+    r = load_settings(SECRET_KEY="x" * 50)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False 1000 ['localhost', '127.0.0.1']"
+
+
+@pytest.mark.parametrize("name, value", [("DEBUG", "yes"), ("DEBUG", "1"), ("COUNTER_BLOCK_SIZE", "many")])
+def test_a_typo_in_a_setting_fails_at_start(name, value):
+    r = load_settings(SECRET_KEY="x" * 50, **{name: value})
+    assert r.returncode == 1
+    assert f"ImproperlyConfigured: {name} must be" in r.stderr
+
+
+def test_debug_on_runs_without_a_secret_key():
+    r = load_settings(DEBUG="True", COUNTER_BLOCK_SIZE="10", ALLOWED_HOSTS="a.example, b.example")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True 10 ['a.example', 'b.example']"

@@ -1,0 +1,20 @@
+"""The project's URLs plus views that fail on purpose, for tests/test_errors.py."""
+
+from django.urls import path
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+
+from incrementific.urls import handler404, handler500, urlpatterns  # noqa: F401
+
+
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def boom(request):
+    raise RuntimeError("secret internals")
+
+
+def plain_boom(request):
+    raise RuntimeError("secret internals")
+
+
+urlpatterns = [*urlpatterns, path("boom", boom), path("plain-boom", plain_boom)]
