@@ -8,3 +8,6 @@ bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 accesslog = "-" if os.environ.get("ACCESS_LOG", "True") == "True" else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn 27's control socket defaults to one path per user, which a second instance on the
+# same machine (make soak, make bench, a test) would fight over. Nothing here uses it.
+control_socket_disable = True

@@ -73,9 +73,8 @@ def main() -> int:
         subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], env=env, check=True)
         port = env.get("PORT", "8000")
         print(
-            f"incrementific: serving on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n"
-            f"  an admin account: DATA_DIR={data_dir} SECRET_KEY=... "
-            f"{sys.executable} manage.py createsuperuser  (or: make superuser)",
+            f"incrementific: serving on http://127.0.0.1:{port}/ (Ctrl-C stops it); "
+            "for an admin account at /admin/, run `make superuser` in another terminal",
             flush=True,
         )
         gunicorn = subprocess.Popen(
