@@ -5,4 +5,4 @@ class CountersConfig(AppConfig):
     name = "counters"
 
     def ready(self) -> None:
-        from counters import signals  # noqa: F401  (connects the receivers)
+        from counters import checks, signals  # noqa: F401  (registers the checks and receivers)

@@ -32,8 +32,11 @@ from counters.models import MAX_VALUE, Counter
 
 logger = logging.getLogger(__name__)
 
-# Enough for a restore, a reservation and a race or two; more means something is wrong.
-_ATTEMPTS = 8
+# A call needs at most a restore and a reservation; the rest is for losing races to other
+# callers that used up a fresh block first (each lost attempt changes nothing). With tiny
+# blocks and many workers that happens often: 8 attempts starved callers into 503s in the
+# race tests (block of 3, six threads). Running out means something is wrong.
+_ATTEMPTS = 64
 
 
 class CounterNotFound(Exception):
