@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres soak lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -30,6 +30,10 @@ test: install
 # The same suite against the machine's PostgreSQL (or DATABASE_URL), where row locks are real.
 test-postgres: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/incrementific} $(VENV)/bin/pytest
+
+# Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
+soak: install
+	$(PY) -m tests.soak
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,3 +11,4 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket defaults to one path per user, which a second instance on the
 # same machine (make soak, make bench, a test) would fight over. Nothing here uses it.
 control_socket_disable = True
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")

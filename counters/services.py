@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.fields import DateTimeField
 
@@ -45,6 +46,10 @@ class CounterNotFound(Exception):
 
 class CounterAlreadyExists(Exception):
     pass
+
+
+class CounterOwnerMissing(Exception):
+    """The owner's account is gone or inactive (its access token outlived it)."""
 
 
 class CounterOverflow(Exception):
@@ -115,6 +120,10 @@ def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
     the unique index and fails without touching Redis.
     """
     with transaction.atomic():
+        # Access tokens are checked without SQL, so one may outlive its user by a few minutes;
+        # the foreign key would only fail at commit, as a 500.
+        if not get_user_model().objects.filter(pk=owner_id, is_active=True).exists():
+            raise CounterOwnerMissing()
         try:
             with transaction.atomic():
                 row = Counter.objects.create(

@@ -69,25 +69,28 @@ def key(owner_id: int, name: str) -> str:
     return f"ctr:{{u{owner_id}}}:{name}"
 
 
-_ABOVE = """
+_PRELUDE = """
 local function above(a, b)  -- a > b, for decimal strings of non-negative integers
   if #a ~= #b then return #a > #b end
   return a > b
+end
+local function limit_in_force(limit, reserved)  -- installs a newly reserved, higher limit
+  if reserved and above(reserved, limit) then
+    redis.call('HSET', KEYS[1], 'l', reserved)
+    return reserved
+  end
+  return limit
 end
 """
 
 # KEYS[1] counter; ARGV[1] step; ARGV[2] (optional) a newly reserved limit to install first.
 # -> {0} missing | {1, value, created} | {2} overflow | {3, value} limit reached (value unchanged)
 _NEXT = (
-    _ABOVE
+    _PRELUDE
     + """
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c')
 if not state[1] then return {0} end
-local limit = state[2]
-if ARGV[2] and above(ARGV[2], limit) then
-  redis.call('HSET', KEYS[1], 'l', ARGV[2])
-  limit = ARGV[2]
-end
+local limit = limit_in_force(state[2], ARGV[2])
 local r = redis.pcall('HINCRBY', KEYS[1], 'v', ARGV[1])
 if type(r) == 'table' and r.err then
   if string.find(r.err, 'overflow') then return {2} end
@@ -106,15 +109,11 @@ return {1, value, state[3]}
 # KEYS[1] counter; ARGV[1] value; ARGV[2] (optional) a newly reserved limit to install first.
 # -> {0} missing | {1, value, created} | {3} value above the limit (nothing changed)
 _SET = (
-    _ABOVE
+    _PRELUDE
     + """
 local state = redis.call('HMGET', KEYS[1], 'l', 'c')
 if not state[1] then return {0} end
-local limit = state[1]
-if ARGV[2] and above(ARGV[2], limit) then
-  redis.call('HSET', KEYS[1], 'l', ARGV[2])
-  limit = ARGV[2]
-end
+local limit = limit_in_force(state[1], ARGV[2])
 if above(ARGV[1], limit) then return {3} end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
 return {1, ARGV[1], state[2]}

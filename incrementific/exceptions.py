@@ -9,7 +9,7 @@ from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from counters.services import CounterAlreadyExists, CounterNotFound, CounterOverflow
+from counters.services import CounterAlreadyExists, CounterNotFound, CounterOverflow, CounterOwnerMissing
 from counters.store import CounterStoreUnavailable
 
 
@@ -32,6 +32,8 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, CounterAlreadyExists):
         return Conflict("A counter with this name already exists.", "counter_exists")
+    if isinstance(exc, CounterOwnerMissing):
+        return exceptions.AuthenticationFailed("User not found.", "user_not_found")
     if isinstance(exc, CounterOverflow):
         return Conflict("The value would pass 9223372036854775807; nothing changed.", "counter_overflow")
     if isinstance(exc, CounterStoreUnavailable):

@@ -89,3 +89,11 @@ def test_a_body_that_is_not_an_object_is_a_400(alice_client):
         "code": "invalid",
         "fields": {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]},
     }
+
+
+def test_a_token_that_outlived_its_user_cannot_create(alice_client, alice):
+    alice.delete()
+    r = alice_client.post("/api/counters", {"name": "orphan"}, format="json")
+    assert r.status_code == 401
+    assert r.json() == {"detail": "User not found.", "code": "user_not_found"}
+    assert not Counter.objects.filter(name="orphan").exists()

@@ -1,0 +1,184 @@
+"""`make soak`: the never-repeat guarantee end to end, under load and faults.
+
+gunicorn with several workers serves the app against a Redis of its own; client threads take
+`next` on a few counters as fast as they can; meanwhile Redis is, at random moments, killed
+with -9 and restarted from its AOF, flushed, or replaced by an empty server. Every value
+returned is kept, and at the end one line says what happened. Exits 1 on any duplicate.
+
+    python -m tests.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50]
+"""
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis as redis_py
+
+from incrementific.redis_server import RedisServer, free_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    def __init__(self, tmp: Path, workers: int, block: int):
+        self.redis = RedisServer(tmp / "redis").start()
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DATA_DIR": str(tmp),
+            "REDIS_URL": self.redis.url,
+            "COUNTER_BLOCK_SIZE": str(block),
+            "WEB_CONCURRENCY": str(workers),
+            "ACCESS_LOG": "False",
+            "LOG_LEVEL": "ERROR",
+            "GUNICORN_LOG_LEVEL": "warning",
+            "PORT": str(self.port),
+            "JWT_ACCESS_MINUTES": "600",
+        }
+        manage = [sys.executable, str(BASE_DIR / "manage.py")]
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=self.env, check=True)
+        self.log = tmp / "service.log"  # expected 503s while Redis is down: kept out of the way
+        self.gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "gunicorn.conf.py"), "incrementific.wsgi"],
+            env=self.env,
+            cwd=BASE_DIR,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("soak: the service did not come up")
+            time.sleep(0.2)
+
+    def request(self, method, path, body=None, token=None, conn=None):
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if own:
+            conn.close()
+        return response.status, data
+
+    def stop(self):
+        self.gunicorn.terminate()
+        self.gunicorn.wait(30)
+        self.redis.stop()
+
+
+def faults(service: Service, stop: threading.Event, counts: collections.Counter, seed: int):
+    rng = random.Random(seed)
+    redis = service.redis
+    while not stop.wait(rng.uniform(2, 6)):
+        kind = rng.choice(["kill -9", "flushall", "empty server"])
+        if kind == "kill -9":
+            redis.kill()
+            time.sleep(rng.uniform(0, 0.5))
+            redis.start()
+        elif kind == "flushall":
+            redis_py.Redis(port=redis.port).flushall()
+        else:
+            redis.stop()
+            shutil.rmtree(redis.data_dir)
+            redis.start()
+        counts[kind] += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 180)))
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--counters", type=int, default=4)
+    parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="incrementific-soak-"))
+    service = Service(tmp, args.workers, args.block)
+    try:
+        status, body = service.request(
+            "POST", "/api/auth/register", {"username": "soak", "password": secrets.token_urlsafe(16)}
+        )
+        assert status == 201, body
+        token = json.loads(body)["access"]
+        names = [f"c{n}" for n in range(args.counters)]
+        for name in names:
+            assert service.request("POST", "/api/counters", {"name": name}, token)[0] == 201
+
+        values: dict[str, list[int]] = {name: [] for name in names}
+        statuses: collections.Counter = collections.Counter()
+        lock = threading.Lock()
+        stop = threading.Event()
+        deadline = time.monotonic() + args.seconds
+
+        def client(n: int):
+            conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            name = names[n % len(names)]
+            while time.monotonic() < deadline:
+                try:
+                    status, body = service.request("POST", f"/api/counters/{name}/next", None, token, conn)
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+                    status, body = "connection error", b""
+                with lock:
+                    statuses[status] += 1
+                    if status == 200:
+                        values[name].append(json.loads(body)["value"])
+            conn.close()
+
+        fault_counts: collections.Counter = collections.Counter()
+        injector = threading.Thread(target=faults, args=(service, stop, fault_counts, args.seed))
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        injector.start()
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        stop.set()
+        injector.join()
+    finally:
+        service.stop()
+
+    duplicates = sum(len(v) - len(set(v)) for v in values.values())
+    gaps = [b - a - 1 for v in values.values() for a, b in zip(sorted(v), sorted(v)[1:], strict=False)]
+    requests = sum(statuses.values())
+    others = {k: v for k, v in statuses.items() if k not in (200, 503)}
+    print(
+        f"soak: {requests} requests in {args.seconds:.0f} s ({statuses[200]} ok, {statuses[503]} 503, "
+        f"other {others or 0}); {args.workers} workers, {args.clients} clients, {args.counters} counters, "
+        f"block {args.block}, seed {args.seed}; faults {sum(fault_counts.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(fault_counts.items()))}); "
+        f"duplicates {duplicates}; largest gap {max(gaps, default=0)}"
+    )
+    if duplicates or others:
+        print(f"soak: FAILED; the service's log is {service.log}")
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
