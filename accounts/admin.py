@@ -1,7 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
+from accounts.models import ApiKey
+from accounts.services import api_key_revoke
 from counters.models import Counter
 
 
@@ -17,9 +19,44 @@ class CounterInline(admin.TabularInline):
         return False
 
 
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ["name", "prefix", "created_at", "last_used_at"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 admin.site.unregister(get_user_model())
 
 
 @admin.register(get_user_model())
 class IncrementificUserAdmin(UserAdmin):
-    inlines = [CounterInline]
+    inlines = [CounterInline, ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "name", "user", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at"]
+    fields = readonly_fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        # Keys are made through the API, which shows the key once; the admin never sees one.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke selected API keys", permissions=["delete"])
+    def revoke(self, request, queryset):
+        keys = list(queryset)
+        for key in keys:
+            api_key_revoke(user_id=key.user_id, key_id=key.pk)
+        self.message_user(request, f"Revoked {len(keys)} API key(s).", messages.SUCCESS)

@@ -1,13 +1,23 @@
+import hashlib
+import secrets
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from accounts import keystore
+from accounts.models import ApiKey
 from counters.services import counter_create
 
 DEFAULT_COUNTER = "default"
 
 
 class UsernameTaken(Exception):
+    pass
+
+
+class ApiKeyNotFound(Exception):
     pass
 
 
@@ -25,3 +35,49 @@ def user_register(*, username: str, password: str, email: str = "") -> AbstractU
             raise UsernameTaken() from None
         counter_create(owner_id=user.id, name=DEFAULT_COUNTER)
     return user
+
+
+KEY_PREFIX = "inc_"
+
+
+def _hashed(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(*, user_id: int, name: str) -> tuple[ApiKey, str]:
+    """A new key for the user: the row, and the key itself, which is never stored."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey.objects.create(user_id=user_id, name=name, prefix=secret[:12], hashed=_hashed(secret))
+    return row, secret
+
+
+def api_key_user_id(secret: str) -> int | None:
+    """The id of the active user the key belongs to, or None.
+
+    The steady path is one Redis round trip and no SQL; a key Redis does not know is looked up
+    in SQL under its row lock (so a revocation, which holds that lock, cannot be undone by a
+    lookup that read the row before it) and remembered again.
+    """
+    hashed = _hashed(secret)
+    found = keystore.lookup(hashed)
+    if found is not None:
+        user_id, touched = found
+        if touched:
+            ApiKey.objects.filter(hashed=hashed).update(last_used_at=timezone.now())
+        return user_id
+    with transaction.atomic():
+        row = ApiKey.objects.select_for_update().select_related("user").filter(hashed=hashed).first()
+        if row is None or not row.user.is_active:
+            return None
+        keystore.remember(hashed, row.user_id)
+        row.last_used_at = timezone.now()
+        row.save(update_fields=["last_used_at"])
+    return row.user_id
+
+
+def api_key_revoke(*, user_id: int, key_id: int) -> None:
+    """Delete a key; it stops working at once (accounts/signals.py drops its Redis entry)."""
+    with transaction.atomic():
+        deleted, _ = ApiKey.objects.filter(user_id=user_id, pk=key_id).delete()
+    if not deleted:
+        raise ApiKeyNotFound()

@@ -1,13 +1,15 @@
 from django.contrib.auth import get_user_model
-from rest_framework import exceptions, status
-from rest_framework.permissions import AllowAny
+from rest_framework import exceptions, status, viewsets
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenBlacklistView
 
-from accounts.serializers import RegisterSerializer, UserSerializer
-from accounts.services import UsernameTaken, user_register
+from accounts.authentication import ApiKeyUser
+from accounts.models import ApiKey
+from accounts.serializers import ApiKeySerializer, NewApiKeySerializer, RegisterSerializer, UserSerializer
+from accounts.services import ApiKeyNotFound, UsernameTaken, api_key_create, api_key_revoke, user_register
 
 
 class RegisterView(APIView):
@@ -45,3 +47,40 @@ class MeView(APIView):
         if user is None:
             raise exceptions.AuthenticationFailed("User not found.", "user_not_found")
         return Response(UserSerializer(user).data)
+
+
+class NotWithAnApiKey(BasePermission):
+    message = "API keys cannot manage API keys; log in with a password."
+    code = "api_key_not_allowed"
+
+    def has_permission(self, request, view) -> bool:
+        return not isinstance(request.user, ApiKeyUser)
+
+
+class ApiKeyViewSet(viewsets.GenericViewSet):
+    """Your API keys: long-lived credentials for scripts and servers, sent as `Authorization:
+    Bearer inc_...`. A new key is shown once; DELETE revokes one at once."""
+
+    serializer_class = ApiKeySerializer
+    permission_classes = [IsAuthenticated, NotWithAnApiKey]
+    pagination_class = None
+
+    def get_queryset(self):
+        return ApiKey.objects.filter(user_id=self.request.user.id)
+
+    def list(self, request):
+        return Response(ApiKeySerializer(self.get_queryset(), many=True).data)
+
+    def create(self, request):
+        serializer = ApiKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row, secret = api_key_create(user_id=request.user.id, name=serializer.validated_data["name"])
+        row.key = secret
+        return Response(NewApiKeySerializer(row).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk):
+        try:
+            api_key_revoke(user_id=request.user.id, key_id=int(pk))
+        except ApiKeyNotFound:
+            raise exceptions.NotFound() from None
+        return Response(status=status.HTTP_204_NO_CONTENT)

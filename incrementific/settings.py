@@ -150,7 +150,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Stateless: the user id comes from the signed token, so the hot path runs no SQL.
+        # Both without SQL on the steady path: API keys are looked up in Redis, and a JWT's
+        # user id comes from the signed token. Keys first: the JWT class refuses what is not one.
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework_simplejwt.authentication.JWTStatelessUserAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
+from accounts.views import ApiKeyViewSet
 from counters.views import CounterViewSet
 from incrementific import views
 
@@ -19,6 +20,7 @@ class Router(DefaultRouter):
 
 router = Router()
 router.register("counters", CounterViewSet, basename="counter")
+router.register("keys", ApiKeyViewSet, basename="apikey")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

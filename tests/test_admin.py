@@ -102,3 +102,23 @@ def test_non_staff_cannot_get_in(client, alice):
     r = client.get("/admin/counters/counter/")
     assert r.status_code == 302
     assert r["Location"].startswith("/admin/login/")
+
+
+def test_api_keys_are_listed_and_revoked_from_the_admin(staff_client, alice):
+    from rest_framework.test import APIClient
+
+    from accounts.models import ApiKey
+    from accounts.services import api_key_create
+
+    row, secret = api_key_create(user_id=alice.id, name="deploy")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.get("/api/counters").status_code == 200
+    listing = staff_client.get("/admin/accounts/apikey/")
+    assert listing.status_code == 200
+    assert row.prefix in listing.text
+    assert secret not in listing.text
+    assert "deploy" in staff_client.get(f"/admin/auth/user/{alice.pk}/change/").text
+    staff_client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [row.pk]})
+    assert not ApiKey.objects.exists()
+    assert client.get("/api/counters").status_code == 401

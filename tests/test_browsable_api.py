@@ -41,4 +41,4 @@ def test_a_session_post_without_csrf_is_refused(alice):
 
 def test_the_api_root_lists_the_counters_endpoint(alice):
     r = logged_in(alice).get("/api/", HTTP_ACCEPT="application/json")
-    assert r.json() == {"counters": "http://testserver/api/counters"}
+    assert r.json() == {"counters": "http://testserver/api/counters", "keys": "http://testserver/api/keys"}

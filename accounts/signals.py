@@ -1,0 +1,20 @@
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from accounts import keystore
+from accounts.models import ApiKey
+
+
+@receiver(post_delete, sender=ApiKey)
+def forget_deleted_key(sender, instance: ApiKey, **kwargs) -> None:
+    """Runs inside the deleting transaction (a revocation, a deleted user): if Redis fails, the
+    delete rolls back, so no key keeps working after its row is gone."""
+    keystore.forget(instance.hashed)
+
+
+@receiver(post_save, sender=get_user_model())
+def forget_keys_of_inactive_users(sender, instance, **kwargs) -> None:
+    """A deactivated user's keys stop at once; the SQL fallback refuses to remember them."""
+    if not instance.is_active:
+        keystore.forget(*ApiKey.objects.filter(user_id=instance.pk).values_list("hashed", flat=True))
