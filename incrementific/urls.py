@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import ApiKeyViewSet
+from counters import v1
 from counters.views import CounterViewSet
 from incrementific import views
 
@@ -28,6 +29,11 @@ urlpatterns = [
     path("api/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
+    # The prototype's paths, with and without /v1 (counters/v1.py).
+    re_path(r"^(?:v1/)?register/?$", v1.V1RegisterView.as_view(), name="v1-register"),
+    re_path(r"^(?:v1/)?next/?$", v1.V1NextView.as_view(), name="v1-next"),
+    re_path(r"^(?:v1/)?current/?$", v1.V1CurrentView.as_view(), name="v1-current"),
+    re_path(r"^(?:v1/)?set/?$", v1.V1SetView.as_view(), name="v1-set"),
 ]
 
 handler400 = "incrementific.views.bad_request"

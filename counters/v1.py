@@ -1,0 +1,156 @@
+"""The prototype's surface, for the clients that still call it.
+
+`/v1/register` (and `/register`), `GET /v1/next`, `GET /v1/current`, `PUT /v1/current` and
+`PUT /v1/set`, on the user's `default` counter, answering `{"message", "result"}` (or
+`{"message", "apiKey"}`), with errors as `{"message"}`. With `Accept: application/vnd.api+json`
+the same endpoints answer JSON:API documents, as the original challenge asked.
+
+Unlike the prototype, `/register` checks the password of an existing user before it hands out
+another key, and a value of `5abc` is a 400, not 5. Everything goes through the same services
+as /api.
+"""
+
+from django.contrib.auth import get_user_model
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.serializers import RegisterSerializer
+from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, user_register
+from counters import services
+from counters.serializers import StrictIntegerField
+from incrementific.exceptions import exception_handler
+from incrementific.parsers import JSONParser
+
+JSON_API = "application/vnd.api+json"
+
+
+class JSONAPIRenderer(JSONRenderer):
+    media_type = JSON_API
+    format = "jsonapi"
+
+
+class JSONAPIParser(JSONParser):
+    media_type = JSON_API
+
+
+class BadRequest(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+
+def _wants_json_api(request) -> bool:
+    renderer = getattr(request, "accepted_renderer", None)
+    return renderer is not None and renderer.format == JSONAPIRenderer.format
+
+
+def v1_exception_handler(exc, context):
+    """The project's errors, reshaped: `{"message"}`, or JSON:API `{"errors": [...]}`."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    body = response.data
+    details = [f"{field}: {' '.join(map(str, msgs))}" for field, msgs in body.get("fields", {}).items()]
+    detail = "; ".join(details) or body["detail"]
+    if _wants_json_api(context["request"]):
+        response.data = {"errors": [{"status": str(response.status_code), "code": body["code"], "detail": detail}]}
+    else:
+        response.data = {"message": detail}
+    return response
+
+
+class V1View(APIView):
+    renderer_classes = [JSONRenderer, JSONAPIRenderer]
+    parser_classes = [JSONParser, JSONAPIParser, FormParser, MultiPartParser]
+
+    def get_exception_handler(self):
+        return v1_exception_handler
+
+    def counter(self, message: str, state) -> Response:
+        if _wants_json_api(self.request):
+            return Response({"data": {"type": "counters", "id": DEFAULT_COUNTER, "attributes": {"value": state.value}}})
+        return Response({"message": message, "result": state.value})
+
+
+class V1RegisterView(V1View):
+    """Register (or, with the right password, get another key): answers an API key."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request) -> str:
+        # Without it DRF turns a wrong password's 401 into a 403 (as simplejwt's views know).
+        return 'Bearer realm="api"'
+
+    def post(self, request):
+        data = request.data
+        if not data:
+            raise BadRequest("Missing request body", "missing_body")
+        username = data.get("username") or data.get("email") if isinstance(data, dict) else None
+        password = data.get("password") if isinstance(data, dict) else None
+        if not (isinstance(username, str) and isinstance(password, str) and username and password):
+            raise BadRequest("Username and password are required", "missing_credentials")
+        user = get_user_model().objects.filter(username__iexact=username).first()
+        if user is None:
+            serializer = RegisterSerializer(data={"username": username, "password": password})
+            serializer.is_valid(raise_exception=True)
+            try:
+                user = user_register(**serializer.validated_data)
+            except UsernameTaken:  # registered a moment ago by another request
+                raise exceptions.AuthenticationFailed("Invalid username or password.") from None
+        elif not (user.is_active and user.check_password(password)):
+            raise exceptions.AuthenticationFailed("Invalid username or password.")
+        _, secret = api_key_create(user_id=user.id, name="v1 register")
+        message = f"Successfully registered {user.username}"
+        if _wants_json_api(request):
+            document = {"type": "api-keys", "id": secret[:12], "attributes": {"message": message, "apiKey": secret}}
+            return Response({"data": document})
+        return Response({"message": message, "apiKey": secret}, status=status.HTTP_200_OK)
+
+
+class V1SetSerializer(serializers.Serializer):
+    current = StrictIntegerField(min_value=0)
+
+
+def _set_value(request) -> int:
+    data = request.data
+    if _is_json_api_document(data):
+        data = {"current": data["data"]["attributes"].get("value")}
+    serializer = V1SetSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["current"]
+
+
+def _is_json_api_document(data) -> bool:
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("data"), dict)
+        and isinstance(data["data"].get("attributes"), dict)
+    )
+
+
+class V1NextView(V1View):
+    """Take the next value of your `default` counter."""
+
+    def get(self, request):
+        return self.counter("Incremented", services.counter_next(owner_id=request.user.id, name=DEFAULT_COUNTER))
+
+
+class V1CurrentView(V1View):
+    """Read (GET) or set (PUT `current=N`) your `default` counter."""
+
+    def get(self, request):
+        return self.counter("Current", services.counter_get(owner_id=request.user.id, name=DEFAULT_COUNTER))
+
+    def put(self, request):
+        value = _set_value(request)
+        return self.counter("Set", services.counter_set(owner_id=request.user.id, name=DEFAULT_COUNTER, value=value))
+
+
+class V1SetView(V1CurrentView):
+    """Set (PUT `current=N`) your `default` counter."""
+
+    http_method_names = ["put", "options"]
