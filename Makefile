@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres soak lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres soak fuzz lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -34,6 +34,10 @@ test-postgres: install
 # Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
 soak: install
 	$(PY) -m tests.soak
+
+# schemathesis against a live server from the OpenAPI schema, with many examples per endpoint.
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(VENV)/bin/pytest tests/test_openapi.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,7 @@ class RegisterSerializer(serializers.Serializer):
 class UserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(allow_blank=True, help_text="An e-mail address, or empty.")
 
 
 class ApiKeySerializer(serializers.Serializer):
@@ -34,3 +34,12 @@ class ApiKeySerializer(serializers.Serializer):
 
 class NewApiKeySerializer(ApiKeySerializer):
     key = serializers.CharField(read_only=True, help_text="Shown once; only its hash is kept.")
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RegisteredSerializer(UserSerializer, TokenPairSerializer):
+    pass

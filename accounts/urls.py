@@ -1,5 +1,4 @@
 from django.urls import re_path
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts import views
 
@@ -11,8 +10,8 @@ def route(prefix: str, view, name: str):
 
 urlpatterns = [
     route("register", views.RegisterView.as_view(), "register"),
-    route("token", TokenObtainPairView.as_view(), "token"),
-    route("token/refresh", TokenRefreshView.as_view(), "token-refresh"),
+    route("token", views.TokenView.as_view(), "token"),
+    route("token/refresh", views.TokenRefreshView.as_view(), "token-refresh"),
     route("logout", views.LogoutView.as_view(), "logout"),
     route("me", views.MeView.as_view(), "me"),
 ]

@@ -1,17 +1,27 @@
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, status, viewsets
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.tokens import RefreshToken
-from rest_framework_simplejwt.views import TokenBlacklistView
 
 from accounts.authentication import ApiKeyUser
 from accounts.models import ApiKey
-from accounts.serializers import ApiKeySerializer, NewApiKeySerializer, RegisterSerializer, UserSerializer
+from accounts.serializers import (
+    ApiKeySerializer,
+    NewApiKeySerializer,
+    RegisteredSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+)
 from accounts.services import ApiKeyNotFound, UsernameTaken, api_key_create, api_key_revoke, user_register
+from incrementific.schema import responses
 
 
+@extend_schema(summary="Register", responses=responses({201: RegisteredSerializer}, 400, 413, 415, 503))
 class RegisterView(APIView):
     """Create an account (and its counter `default` at 0); answers with a token pair."""
 
@@ -31,7 +41,18 @@ class RegisterView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class LogoutView(TokenBlacklistView):
+@extend_schema(summary="Log in", responses=responses({200: TokenPairSerializer}, 400, 401, 413, 415))
+class TokenView(jwt_views.TokenObtainPairView):
+    """Exchange a username and password for an access token (5 minutes) and a refresh token."""
+
+
+@extend_schema(summary="Refresh", responses=responses({200: TokenPairSerializer}, 400, 401, 413, 415))
+class TokenRefreshView(jwt_views.TokenRefreshView):
+    """A new token pair for a refresh token, which is refused from then on (rotation)."""
+
+
+@extend_schema(summary="Log out", responses=responses({204: None}, 400, 401, 413, 415))
+class LogoutView(jwt_views.TokenBlacklistView):
     """Log out: the refresh token given here is refused from now on."""
 
     def post(self, request, *args, **kwargs):
@@ -39,6 +60,7 @@ class LogoutView(TokenBlacklistView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(summary="Who am I", responses=responses({200: UserSerializer}, 401))
 class MeView(APIView):
     """Who the credentials belong to."""
 
@@ -57,12 +79,27 @@ class NotWithAnApiKey(BasePermission):
         return not isinstance(request.user, ApiKeyUser)
 
 
+KEY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The key's id.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List your API keys", responses=responses({200: ApiKeySerializer(many=True)}, 401, 403)),
+    create=extend_schema(
+        summary="Create an API key",
+        request=ApiKeySerializer,
+        responses=responses({201: NewApiKeySerializer}, 400, 401, 403, 413, 415),
+    ),
+    destroy=extend_schema(
+        summary="Revoke an API key", parameters=[KEY_ID], responses=responses({204: None}, 401, 403, 404, 503)
+    ),
+)
 class ApiKeyViewSet(viewsets.GenericViewSet):
     """Your API keys: long-lived credentials for scripts and servers, sent as `Authorization:
     Bearer inc_...`. A new key is shown once; DELETE revokes one at once."""
 
     serializer_class = ApiKeySerializer
     permission_classes = [IsAuthenticated, NotWithAnApiKey]
+    lookup_value_regex = "[0-9]{1,18}"
     pagination_class = None
 
     def get_queryset(self):

@@ -69,6 +69,15 @@ class CounterNextSerializer(serializers.Serializer):
     step = StrictIntegerField(min_value=1, required=False, default=1)
 
 
+class CounterSerializer(serializers.Serializer):
+    """A counter as the API shows it. Documents the shape; counter_data renders it."""
+
+    name = CounterNameField()
+    value = StrictIntegerField(min_value=0)
+    created_at = serializers.DateTimeField()
+    url = serializers.URLField()
+
+
 def counter_data(request, *, name: str, value: int, created: str) -> dict:
     """The public shape of a counter. A plain function: the hot path renders one per request."""
     return {

@@ -11,6 +11,7 @@ as /api.
 """
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -24,8 +25,88 @@ from counters import services
 from counters.serializers import StrictIntegerField
 from incrementific.exceptions import exception_handler
 from incrementific.parsers import JSONParser
+from incrementific.schema import ERROR_DESCRIPTIONS
 
 JSON_API = "application/vnd.api+json"
+
+
+class V1MessageSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class V1ResultSerializer(V1MessageSerializer):
+    result = StrictIntegerField(min_value=0)
+
+
+class V1KeySerializer(V1MessageSerializer):
+    apiKey = serializers.CharField()  # noqa: N815 (the prototype's name)
+
+
+class V1RegisterRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(required=False, help_text="Or `email`.")
+    email = serializers.CharField(required=False)
+    password = serializers.CharField()
+
+
+class V1SetSerializer(serializers.Serializer):
+    current = StrictIntegerField(min_value=0)
+
+
+class _ValueSerializer(serializers.Serializer):
+    value = StrictIntegerField(min_value=0)
+
+
+class _CounterResourceSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(["counters"])
+    id = serializers.CharField()
+    attributes = _ValueSerializer()
+
+
+class JsonApiCounterSerializer(serializers.Serializer):
+    data = _CounterResourceSerializer()
+
+
+class _KeyAttributesSerializer(V1KeySerializer):
+    pass
+
+
+class _KeyResourceSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(["api-keys"])
+    id = serializers.CharField()
+    attributes = _KeyAttributesSerializer()
+
+
+class JsonApiKeySerializer(serializers.Serializer):
+    data = _KeyResourceSerializer()
+
+
+class _JsonApiErrorSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class JsonApiErrorsSerializer(serializers.Serializer):
+    errors = _JsonApiErrorSerializer(many=True)
+
+
+def _responses(ok_status: int, ok_json, ok_json_api, *errors: int) -> dict:
+    table = {(ok_status, "application/json"): ok_json, (ok_status, JSON_API): ok_json_api}
+    for code in errors:
+        description = ERROR_DESCRIPTIONS[code]
+        table[(code, "application/json")] = OpenApiResponse(V1MessageSerializer, description=description)
+        table[(code, JSON_API)] = OpenApiResponse(JsonApiErrorsSerializer, description=description)
+    return table
+
+
+COUNTER_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 404, 503)
+SET_REQUEST = {
+    "application/json": V1SetSerializer,
+    "application/x-www-form-urlencoded": V1SetSerializer,
+    "multipart/form-data": V1SetSerializer,
+    JSON_API: JsonApiCounterSerializer,
+}
+SET_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 400, 401, 404, 413, 415, 503)
 
 
 class JSONAPIRenderer(JSONRenderer):
@@ -75,9 +156,19 @@ class V1View(APIView):
         return Response({"message": message, "result": state.value})
 
 
+@extend_schema(
+    summary="Register (prototype)",
+    request={
+        "application/json": V1RegisterRequestSerializer,
+        "application/x-www-form-urlencoded": V1RegisterRequestSerializer,
+        "multipart/form-data": V1RegisterRequestSerializer,
+    },
+    responses=_responses(200, V1KeySerializer, JsonApiKeySerializer, 400, 401, 404, 413, 415, 503),
+)
 class V1RegisterView(V1View):
     """Register (or, with the right password, get another key): answers an API key."""
 
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
     authentication_classes = []
     permission_classes = [AllowAny]
 
@@ -111,10 +202,6 @@ class V1RegisterView(V1View):
         return Response({"message": message, "apiKey": secret}, status=status.HTTP_200_OK)
 
 
-class V1SetSerializer(serializers.Serializer):
-    current = StrictIntegerField(min_value=0)
-
-
 def _set_value(request) -> int:
     data = request.data
     if _is_json_api_document(data):
@@ -135,6 +222,7 @@ def _is_json_api_document(data) -> bool:
 class V1NextView(V1View):
     """Take the next value of your `default` counter."""
 
+    @extend_schema(summary="Next value of `default` (prototype)", responses=COUNTER_RESPONSES)
     def get(self, request):
         return self.counter("Incremented", services.counter_next(owner_id=request.user.id, name=DEFAULT_COUNTER))
 
@@ -142,9 +230,11 @@ class V1NextView(V1View):
 class V1CurrentView(V1View):
     """Read (GET) or set (PUT `current=N`) your `default` counter."""
 
+    @extend_schema(summary="Current value of `default` (prototype)", responses=COUNTER_RESPONSES)
     def get(self, request):
         return self.counter("Current", services.counter_get(owner_id=request.user.id, name=DEFAULT_COUNTER))
 
+    @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
     def put(self, request):
         value = _set_value(request)
         return self.counter("Set", services.counter_set(owner_id=request.user.id, name=DEFAULT_COUNTER, value=value))

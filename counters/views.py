@@ -1,4 +1,5 @@
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -9,11 +10,51 @@ from counters.selectors import counter_list
 from counters.serializers import (
     CounterCreateSerializer,
     CounterNextSerializer,
+    CounterSerializer,
     CounterSetSerializer,
     counter_data,
 )
+from incrementific.schema import responses
+
+NAME = OpenApiParameter(
+    "name", str, OpenApiParameter.PATH, pattern=rf"^{NAME_PATTERN}$", description="The counter's name."
+)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List your counters", responses=responses({200: CounterSerializer(many=True)}, 401, 404, 503)
+    ),
+    create=extend_schema(
+        summary="Create a counter",
+        request=CounterCreateSerializer,
+        responses=responses({201: CounterSerializer}, 400, 401, 409, 413, 415, 503),
+    ),
+    retrieve=extend_schema(
+        summary="Read a counter", parameters=[NAME], responses=responses({200: CounterSerializer}, 401, 404, 503)
+    ),
+    update=extend_schema(
+        summary="Set a counter",
+        parameters=[NAME],
+        request=CounterSetSerializer,
+        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 503),
+    ),
+    partial_update=extend_schema(
+        summary="Set a counter",
+        parameters=[NAME],
+        request=CounterSetSerializer,
+        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 503),
+    ),
+    destroy=extend_schema(
+        summary="Delete a counter", parameters=[NAME], responses=responses({204: None}, 401, 404, 503)
+    ),
+    next=extend_schema(
+        summary="Take the next value",
+        parameters=[NAME],
+        request=CounterNextSerializer,
+        responses=responses({200: CounterSerializer}, 400, 401, 404, 409, 413, 415, 503),
+    ),
+)
 class CounterViewSet(viewsets.GenericViewSet):
     """Your counters. Values are whole numbers from 0 to 2^63-1.
 

@@ -3,9 +3,10 @@ input also {"fields": {...}}. Domain exceptions are raised low (services, store)
 translated here, once.
 """
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -28,6 +29,11 @@ class RequestTooLarge(exceptions.APIException):
 
 
 def _translate(exc: Exception) -> Exception:
+    # DRF's own handler converts these two as well, but the reshaping below needs the DRF form.
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
     if isinstance(exc, CounterNotFound):
         return exceptions.NotFound()
     if isinstance(exc, CounterAlreadyExists):

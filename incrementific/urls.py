@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import ApiKeyViewSet
 from counters import v1
 from counters.views import CounterViewSet
-from incrementific import views
+from incrementific import schema, views  # noqa: F401  (importing schema registers its OpenAPI extensions)
 
 
 class Router(DefaultRouter):
@@ -26,9 +27,11 @@ router.register("keys", ApiKeyViewSet, basename="apikey")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include(router.urls)),
     path("api-auth/", include("rest_framework.urls")),
-    re_path(r"^healthz/?$", views.healthz, name="healthz"),
+    re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
     # The prototype's paths, with and without /v1 (counters/v1.py).
     re_path(r"^(?:v1/)?register/?$", v1.V1RegisterView.as_view(), name="v1-register"),
     re_path(r"^(?:v1/)?next/?$", v1.V1NextView.as_view(), name="v1-next"),

@@ -4,6 +4,12 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from counters import store
 from incrementific.exceptions import error_body
@@ -11,8 +17,36 @@ from incrementific.exceptions import error_body
 logger = logging.getLogger(__name__)
 
 
-def healthz(request):
+HEALTH_STATES = ["ok", "unavailable"]
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(HEALTH_STATES)
+    database = serializers.ChoiceField(HEALTH_STATES)
+    redis = serializers.ChoiceField(HEALTH_STATES)
+
+
+@extend_schema(
+    summary="Health",
+    responses={
+        200: HealthSerializer,
+        503: OpenApiResponse(HealthSerializer, description="The database or Redis does not answer."),
+    },
+)
+class HealthView(APIView):
     """200 when the database and Redis both answer, else 503; JSON either way."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request):
+        checks = _health()
+        healthy = all(v == "ok" for v in checks.values())
+        return Response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+def _health() -> dict[str, str]:
     checks = {}
     try:
         with connection.cursor() as cursor:
@@ -26,8 +60,7 @@ def healthz(request):
         checks["redis"] = "ok"
     except store.CounterStoreUnavailable:
         checks["redis"] = "unavailable"
-    healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    return checks
 
 
 def bad_request(request, exception=None):

@@ -73,3 +73,12 @@ def test_a_database_outage_is_a_json_503(alice_client, monkeypatch):
     assert r.status_code == 503
     assert r.json() == {"detail": "The database is unavailable, try again.", "code": "database_unavailable"}
     assert selectors.counter_list is not down
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/counters?format=nope", "/v1/next?format=nope", "/api/counters/default?format=x"]
+)
+def test_an_unknown_format_is_a_json_404_not_a_500(alice_client, path):
+    r = alice_client.get(path)
+    assert r.status_code == 404
+    assert r.json() in (NOT_FOUND, {"message": "Not found."})

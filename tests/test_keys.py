@@ -150,3 +150,10 @@ def test_revoking_with_redis_down_is_a_503_and_keeps_nothing_half_done(alice_cli
     r = alice_client.delete(f"/api/keys/{key_id}")
     assert r.status_code == 503
     assert ApiKey.objects.filter(pk=key_id).exists()
+
+
+@pytest.mark.parametrize("path", ["/api/keys/null,null", "/api/keys/abc", "/api/keys/-1", "/api/keys/" + "9" * 30])
+def test_a_key_id_that_is_not_a_number_is_a_404(alice_client, path):
+    r = alice_client.delete(path)
+    assert r.status_code == 404
+    assert r.json() == NOT_FOUND

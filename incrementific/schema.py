@@ -1,0 +1,76 @@
+"""What the OpenAPI schema (drf-spectacular) cannot guess: the API-key scheme, the strict
+integers, and the error bodies every endpoint may answer with. Imported by the URLconf, so
+that the extensions are registered before a schema is built."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `POST /api/keys` (`inc_...`), as `Authorization: Bearer inc_...`.",
+        }
+
+
+class StrictIntegerScheme(OpenApiSerializerFieldExtension):
+    target_class = "counters.serializers.StrictIntegerField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        return {"type": "integer", "format": "int64", "minimum": field.min_value, "maximum": field.max_value}
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class ValidationErrorSerializer(ErrorSerializer):
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="The messages for each field that was wrong (absent when the body did not parse).",
+    )
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input (nothing changed).",
+    401: "No credentials, or bad ones.",
+    403: "Not allowed.",
+    404: "Not found: no such counter or key (or not yours), or an unknown `?format=`.",
+    409: "A counter by that name exists, or the value would pass 2^63-1 (nothing changed).",
+    413: "The request body is too large.",
+    415: "Unsupported media type.",
+    503: "Counter storage or the database is unavailable; try again.",
+}
+
+
+def responses(ok: dict, *errors: int) -> dict:
+    """A response table: the success entries, plus the project's error body for each status."""
+    table = dict(ok)
+    for code in errors:
+        body = ValidationErrorSerializer if code == 400 else ErrorSerializer
+        table[code] = OpenApiResponse(body, description=ERROR_DESCRIPTIONS[code])
+    return table
+
+
+PROTOTYPE_PATHS = {"/register", "/next", "/current", "/set"}
+
+
+def canonical_paths(endpoints):
+    """One documented path per endpoint: without the optional trailing slash (both answer),
+    and the prototype's under /v1 (the bare paths answer too)."""
+    documented = []
+    for path, path_regex, method, callback in endpoints:
+        path = path.rstrip("/") or "/"
+        if path in PROTOTYPE_PATHS:
+            path = "/v1" + path
+        documented.append((path, path_regex, method, callback))
+    return documented

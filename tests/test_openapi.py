@@ -1,0 +1,75 @@
+"""The OpenAPI schema describes the service as it answers: schemathesis sends generated requests
+to every endpoint of a live server, with each auth scheme, and checks every response."""
+
+import os
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from accounts.services import api_key_create
+from tests.conftest import bearer
+
+# Per endpoint and auth scheme; `make fuzz` sets FUZZ_EXAMPLES much higher.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+
+
+@pytest.fixture
+def api_schema(live_server):
+    return schemathesis.openapi.from_url(f"{live_server.url}/api/schema")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+HYPOTHESIS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@pytest.fixture
+def jwt_header(make_user) -> str:
+    return bearer(make_user())
+
+
+@pytest.fixture
+def key_header(make_user) -> str:
+    return f"Bearer {api_key_create(user_id=make_user().id, name='fuzz')[1]}"
+
+
+@pytest.mark.django_db(transaction=True)
+@schema.parametrize()
+@HYPOTHESIS
+def test_every_response_conforms_with_a_jwt(case, jwt_header):
+    case.call_and_validate(headers={"Authorization": jwt_header}, checks=CHECKS)
+
+
+@pytest.mark.django_db(transaction=True)
+@schema.parametrize()
+@HYPOTHESIS
+def test_every_response_conforms_with_an_api_key(case, key_header):
+    case.call_and_validate(headers={"Authorization": key_header}, checks=CHECKS)
+
+
+def test_the_schema_is_served_and_names_both_auth_schemes(client, db):
+    r = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert set(spec["components"]["securitySchemes"]) == {"apiKey", "jwtAuth", "cookieAuth"}
+    assert {"/api/counters/{name}/next", "/v1/next", "/v1/set", "/api/keys", "/healthz"} <= set(spec["paths"])
+
+
+def test_the_docs_page_works_offline(client, db):
+    r = client.get("/api/docs")
+    assert r.status_code == 200
+    assert "cdn" not in r.text.lower()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in r.text
