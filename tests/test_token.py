@@ -117,3 +117,14 @@ def test_bad_access_tokens_are_a_401_everywhere(api_client, alice, kind, redis_c
 
 def test_tokens_are_signed_with_a_pinned_algorithm():
     assert settings.SIMPLE_JWT["ALGORITHM"] == "HS256"
+
+
+@pytest.mark.django_db
+def test_a_deactivated_user_cannot_refresh_or_log_in(api_client, alice):
+    refresh = login(api_client).json()["refresh"]
+    alice.is_active = False
+    alice.save()
+    r = api_client.post("/api/auth/token/refresh", {"refresh": refresh}, format="json")
+    assert r.status_code == 401
+    assert r.json() == {"detail": "No active account found for the given token.", "code": "no_active_account"}
+    assert login(api_client).status_code == 401
