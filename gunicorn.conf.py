@@ -6,9 +6,19 @@ bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 # Redis and SQL answer in well under a millisecond here, so plain sync workers keep both
 # cores busy; WEB_CONCURRENCY sets how many.
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 accesslog = "-" if os.environ.get("ACCESS_LOG", "True") == "True" else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket defaults to one path per user, which a second instance on the
 # same machine (make soak, make bench, a test) would fight over. Nothing here uses it.
 control_socket_disable = True
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+
+def post_worker_init(worker):
+    # Everything loaded so far (Django, the URLconf, the app) lives as long as the worker:
+    # freezing it keeps the cyclic GC from walking it again on every full collection.
+    import gc
+
+    gc.freeze()

@@ -1,4 +1,10 @@
+import time
+from functools import lru_cache
+
 from rest_framework import authentication, exceptions
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.services import KEY_PREFIX, api_key_user_id
 
@@ -35,3 +41,25 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+@lru_cache(maxsize=4096)
+def _verified(raw: bytes) -> AccessToken:
+    # Checking a signature costs more than the rest of authentication; a token's bytes never
+    # change, so a worker checks each one once. Expiry is checked again on every use.
+    return AccessToken(raw)
+
+
+class JWTAuthentication(JWTStatelessUserAuthentication):
+    """simplejwt's stateless JWT authentication (no SQL: the user id comes from the token), with
+    each token's signature checked once per worker rather than once per request."""
+
+    def get_validated_token(self, raw_token: bytes):
+        try:
+            token = _verified(raw_token)
+        except TokenError:
+            # Not cached (lru_cache keeps no failures): simplejwt's own path gives its exact errors.
+            return super().get_validated_token(raw_token)
+        if token["exp"] <= time.time():
+            return super().get_validated_token(raw_token)  # expired since: its own error again
+        return token

@@ -130,5 +130,6 @@ class CounterViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def next(self, request, name):
         """Take the next value: add `step` (default 1) and return the counter."""
-        data = self._valid(CounterNextSerializer)
-        return self._respond(services.counter_next(owner_id=request.user.id, name=name, step=data["step"]))
+        # No body is the usual call; it skips the serializer (2.6% of the request, BENCHMARKS.md).
+        step = self._valid(CounterNextSerializer)["step"] if request.data else 1
+        return self._respond(services.counter_next(owner_id=request.user.id, name=name, step=step))

@@ -2,6 +2,7 @@
 integers, and the error bodies every endpoint may answer with. Imported by the URLconf, so
 that the extensions are registered before a schema is built."""
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -17,6 +18,10 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key from `POST /api/keys` (`inc_...`), as `Authorization: Bearer inc_...`.",
         }
+
+
+class JWTScheme(SimpleJWTScheme):
+    target_class = "accounts.authentication.JWTAuthentication"
 
 
 class StrictIntegerScheme(OpenApiSerializerFieldExtension):

@@ -25,11 +25,12 @@ router.register("counters", CounterViewSet, basename="counter")
 router.register("keys", ApiKeyViewSet, basename="apikey")
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    # The counter routes first: Django tries patterns in order, and `next` is the hot path.
+    path("api/", include(router.urls)),
     path("api/auth/", include("accounts.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("api/", include(router.urls)),
+    path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
     # The prototype's paths, with and without /v1 (counters/v1.py).

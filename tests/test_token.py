@@ -1,6 +1,6 @@
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -128,3 +128,16 @@ def test_a_deactivated_user_cannot_refresh_or_log_in(api_client, alice):
     assert r.status_code == 401
     assert r.json() == {"detail": "No active account found for the given token.", "code": "no_active_account"}
     assert login(api_client).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_token_that_worked_is_refused_once_it_expires(api_client, alice, monkeypatch):
+    token = AccessToken.for_user(alice)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert api_client.get("/api/auth/me", **auth).status_code == 200  # verified, and remembered
+    later = token["exp"] + 1
+    monkeypatch.setattr("time.time", lambda: later)
+    monkeypatch.setattr("rest_framework_simplejwt.tokens.aware_utcnow", lambda: datetime.fromtimestamp(later, UTC))
+    r = api_client.get("/api/auth/me", **auth)
+    assert r.status_code == 401
+    assert r.json() == BAD_TOKEN
