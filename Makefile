@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres soak fuzz lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres soak fuzz bench lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -34,6 +34,12 @@ test-postgres: install
 # Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
 soak: install
 	$(PY) -m tests.soak
+
+# The service against its bare-WSGI anchor under wrk, with 100,000 counters too; writes BENCHMARKS.md.
+bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) -m tests.bench --big
 
 # schemathesis against a live server from the OpenAPI schema, with many examples per endpoint.
 fuzz: install

@@ -1,0 +1,78 @@
+"""`python -m tests.bench_ab REF`: is this tree faster than REF? Side by side, in one run.
+
+The app at REF (a git worktree) and the app in this tree run under the same gunicorn settings
+against the same Redis and database, beside the anchor; wrk loads `next` with a JWT on each in
+turn, round after round, so that the machine's drift falls on both alike.
+
+    python -m tests.bench_ab 0123abc [--rounds 5] [--seconds 8] [--connections 32]
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from incrementific.redis_server import free_port
+from tests.bench import BASE_DIR, GUNICORN, Stack, wait_for, wrk
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ref")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="incrementific-ab-"))
+    other = tmp / "ref"
+    subprocess.run(["git", "worktree", "add", "--detach", str(other), args.ref], cwd=BASE_DIR, check=True)
+    stack = Stack(tmp)
+    port = free_port()
+    ref_app = subprocess.Popen(
+        [*GUNICORN[:-1], str(other / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "incrementific.wsgi"],
+        env=stack.env,
+        cwd=other,
+    )
+    try:
+        wait_for(port)
+        stack.django()
+        from accounts.services import user_register
+        from tests.conftest import bearer
+
+        token = bearer(user_register(username="ab", password="a-long-enough-passphrase")).split()[1]
+        path = "/api/counters/default/next"
+        targets = {
+            "anchor": (f"http://127.0.0.1:{stack.anchor_port}/", {}),
+            args.ref: (f"http://127.0.0.1:{port}{path}", {"method": "POST", "token": token}),
+            "this tree": (f"http://127.0.0.1:{stack.app_port}{path}", {"method": "POST", "token": token}),
+        }
+        results = {name: [] for name in targets}
+        for n in range(args.rounds):
+            for name, (url, kw) in targets.items():
+                results[name].append(wrk(url, args.connections, args.seconds, tmp, **kw))
+            print(
+                f"round {n + 1}: "
+                + ", ".join(f"{k} {v[-1]['rps']:.0f}/s p99 {v[-1]['p99']:.1f} ms" for k, v in results.items()),
+                flush=True,
+            )
+    finally:
+        ref_app.terminate()
+        ref_app.wait(30)
+        stack.stop()
+        subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=BASE_DIR, check=False)
+    anchor = statistics.median(r["rps"] for r in results["anchor"])
+    anchor_p99 = statistics.median(r["p99"] for r in results["anchor"])
+    print(f"medians of {args.rounds} rounds, {args.seconds} s each, {args.connections} connections:")
+    for name, runs in results.items():
+        rps = statistics.median(r["rps"] for r in runs)
+        p99 = statistics.median(r["p99"] for r in runs)
+        ratio, p99_ratio = rps / anchor, p99 / anchor_p99
+        print(f"  {name:<12} {rps:6.0f} req/s ({ratio:.2f} of the anchor)  p99 {p99:5.1f} ms ({p99_ratio:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
