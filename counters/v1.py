@@ -99,7 +99,8 @@ def _responses(ok_status: int, ok_json, ok_json_api, *errors: int) -> dict:
     return table
 
 
-COUNTER_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 404, 503)
+CURRENT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 404, 503)
+NEXT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 404, 409, 503)
 SET_REQUEST = {
     "application/json": V1SetSerializer,
     "application/x-www-form-urlencoded": V1SetSerializer,
@@ -222,7 +223,7 @@ def _is_json_api_document(data) -> bool:
 class V1NextView(V1View):
     """Take the next value of your `default` counter."""
 
-    @extend_schema(summary="Next value of `default` (prototype)", responses=COUNTER_RESPONSES)
+    @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
         return self.counter("Incremented", services.counter_next(owner_id=request.user.id, name=DEFAULT_COUNTER))
 
@@ -230,7 +231,7 @@ class V1NextView(V1View):
 class V1CurrentView(V1View):
     """Read (GET) or set (PUT `current=N`) your `default` counter."""
 
-    @extend_schema(summary="Current value of `default` (prototype)", responses=COUNTER_RESPONSES)
+    @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
         return self.counter("Current", services.counter_get(owner_id=request.user.id, name=DEFAULT_COUNTER))
 

@@ -239,3 +239,12 @@ class TestJsonApi:
         assert data["type"] == "api-keys"
         assert data["attributes"]["message"] == "Successfully registered proto"
         assert data["id"] == data["attributes"]["apiKey"][:12]
+
+
+def test_next_past_the_maximum_is_a_409_in_the_prototypes_shape(key, proto):
+    client = with_key(key)
+    client.put("/v1/set", {"current": 2**63 - 1}, format="json")
+    r = client.get("/v1/next")
+    assert r.status_code == 409
+    assert r.json() == {"message": "The value would pass 9223372036854775807; nothing changed."}
+    assert redis_value(proto, "default") == 2**63 - 1
