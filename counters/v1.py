@@ -11,6 +11,7 @@ as /api.
 """
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -46,6 +47,13 @@ class V1RegisterRequestSerializer(serializers.Serializer):
     username = serializers.CharField(required=False, help_text="Or `email`.")
     email = serializers.CharField(required=False)
     password = serializers.CharField()
+
+
+class V1CredentialsSerializer(serializers.Serializer):
+    """The shape of credentials, checked before any query (PostgreSQL refuses a NUL in one)."""
+
+    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
 class V1SetSerializer(serializers.Serializer):
@@ -185,6 +193,7 @@ class V1RegisterView(V1View):
         password = data.get("password") if isinstance(data, dict) else None
         if not (isinstance(username, str) and isinstance(password, str) and username and password):
             raise BadRequest("Username and password are required", "missing_credentials")
+        V1CredentialsSerializer(data={"username": username, "password": password}).is_valid(raise_exception=True)
         user = get_user_model().objects.filter(username__iexact=username).first()
         if user is None:
             serializer = RegisterSerializer(data={"username": username, "password": password})

@@ -248,3 +248,11 @@ def test_next_past_the_maximum_is_a_409_in_the_prototypes_shape(key, proto):
     assert r.status_code == 409
     assert r.json() == {"message": "The value would pass 9223372036854775807; nothing changed."}
     assert redis_value(proto, "default") == 2**63 - 1
+
+
+@pytest.mark.parametrize("username", ["nul\x00byte", "bad name!", "x" * 151])
+def test_register_refuses_a_malformed_username_before_looking_it_up(api_client, db, username):
+    r = register(api_client, {"username": username, "password": PASSWORD})
+    assert r.status_code == 400
+    assert r.json()["message"].startswith("username: ")
+    assert not get_user_model().objects.exists()
