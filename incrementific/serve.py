@@ -1,7 +1,7 @@
 """`make run`: the service under gunicorn, with everything it needs for local use.
 
 * DATA_DIR (default ./var) holds the SQLite file, the private Redis's append-only file and a
-  generated SECRET_KEY, so counts and logins survive a restart.
+  generated SECRET_KEY and JWT_SIGNING_KEY, so counts and logins survive a restart.
 * Without REDIS_URL, a private Redis-compatible server (incrementific/redis_server.py) runs
   with AOF `appendfsync always` and stops when this does.
 * Migrations and collectstatic run first; then gunicorn with gunicorn.conf.py.
@@ -20,8 +20,8 @@ from incrementific.redis_server import RedisServer
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _secret_key(data_dir: Path) -> str:
-    path = data_dir / "secret_key"
+def _secret(data_dir: Path, name: str) -> str:
+    path = data_dir / name
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
@@ -52,7 +52,8 @@ def main() -> int:
     data_dir = Path(env.get("DATA_DIR") or BASE_DIR / "var").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env["DATA_DIR"] = str(data_dir)
-    env.setdefault("SECRET_KEY", _secret_key(data_dir))
+    env.setdefault("SECRET_KEY", _secret(data_dir, "secret_key"))
+    env.setdefault("JWT_SIGNING_KEY", _secret(data_dir, "jwt_signing_key"))
     # make run serves plain http on localhost; a secure-only cookie would never come back.
     env.setdefault("SECURE_COOKIES", "False")
 

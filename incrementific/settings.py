@@ -43,6 +43,14 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run makes one).")
     SECRET_KEY = "insecure-debug-only-key"
 
+# Tokens get a key of their own, so that rotating SECRET_KEY (sessions, CSRF) and the token key
+# are separate decisions. Required, like SECRET_KEY, when DEBUG is off; `make run` makes one.
+JWT_SIGNING_KEY = os.environ.get("JWT_SIGNING_KEY", "")
+if not JWT_SIGNING_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("JWT_SIGNING_KEY is required when DEBUG is off (make run makes one).")
+    JWT_SIGNING_KEY = "insecure-debug-only-jwt-key-of-some-length"
+
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var"))
@@ -177,8 +185,11 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # One algorithm, pinned: a token naming another (or "none") is refused.
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "ISSUER": os.environ.get("JWT_ISSUER", "incrementific"),
+    "AUDIENCE": os.environ.get("JWT_AUDIENCE", "incrementific-api"),
     "UPDATE_LAST_LOGIN": False,
 }
 

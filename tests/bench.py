@@ -102,6 +102,7 @@ class Stack:
         self.env = {
             **os.environ,
             "SECRET_KEY": secrets.token_urlsafe(50),
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
             "DATA_DIR": str(tmp),
             "REDIS_URL": self.redis.url,
             "ACCESS_LOG": "False",

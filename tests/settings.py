@@ -4,6 +4,7 @@ import os
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret-but-long-enough-for-hs256")
+os.environ.setdefault("JWT_SIGNING_KEY", "tests-only-jwt-key-not-a-secret-but-long-enough-even-for-hs512-forgeries")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="incrementific-tests-"))
 # A tiny block, so that reservations happen every few increments and their paths are exercised.
 os.environ.setdefault("COUNTER_BLOCK_SIZE", "3")

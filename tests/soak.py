@@ -37,6 +37,7 @@ class Service:
         self.env = {
             **os.environ,
             "SECRET_KEY": secrets.token_urlsafe(50),
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
             "DATA_DIR": str(tmp),
             "REDIS_URL": self.redis.url,
             "COUNTER_BLOCK_SIZE": str(block),

@@ -20,15 +20,24 @@ def test_debug_is_off_and_a_secret_key_is_required_by_default():
     assert "ImproperlyConfigured: SECRET_KEY is required when DEBUG is off" in r.stderr
 
 
-def test_with_a_secret_key_it_loads_safe_defaults():
+KEYS = {"SECRET_KEY": "x" * 50, "JWT_SIGNING_KEY": "y" * 50}
+
+
+def test_a_jwt_signing_key_is_required_too():
     r = load_settings(SECRET_KEY="x" * 50)
+    assert r.returncode == 1
+    assert "ImproperlyConfigured: JWT_SIGNING_KEY is required when DEBUG is off" in r.stderr
+
+
+def test_with_its_keys_it_loads_safe_defaults():
+    r = load_settings(**KEYS)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False 1000 ['localhost', '127.0.0.1']"
 
 
 @pytest.mark.parametrize("name, value", [("DEBUG", "yes"), ("DEBUG", "1"), ("COUNTER_BLOCK_SIZE", "many")])
 def test_a_typo_in_a_setting_fails_at_start(name, value):
-    r = load_settings(SECRET_KEY="x" * 50, **{name: value})
+    r = load_settings(**KEYS, **{name: value})
     assert r.returncode == 1
     assert f"ImproperlyConfigured: {name} must be" in r.stderr
 

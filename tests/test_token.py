@@ -92,18 +92,39 @@ def _forged_tokens(user):
     expired = AccessToken.for_user(user)
     expired.set_exp(lifetime=-timedelta(seconds=1))
     tampered_claims = {**claims, "user_id": str(user.id + 1)}
+    signing_key = settings.SIMPLE_JWT["SIGNING_KEY"]
     return {
         "expired": str(expired),
         "tampered": f"{header}.{_b64(tampered_claims)}.{signature}",
         "other key": jwt.encode(claims, "another-secret-key-of-enough-length", algorithm="HS256"),
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.",
         "refresh as access": str(RefreshToken.for_user(user)),
+        "other issuer": jwt.encode({**claims, "iss": "someone-else"}, signing_key, algorithm="HS256"),
+        "other audience": jwt.encode({**claims, "aud": "another-api"}, signing_key, algorithm="HS256"),
+        "no issuer": jwt.encode({k: v for k, v in claims.items() if k != "iss"}, signing_key, algorithm="HS256"),
+        "signed with SECRET_KEY": jwt.encode(claims, settings.SECRET_KEY, algorithm="HS256"),
+        "HS512": jwt.encode(claims, signing_key, algorithm="HS512"),
         "not a jwt": "abc.def",
     }
 
 
+FORGERIES = [
+    "expired",
+    "tampered",
+    "other key",
+    "alg none",
+    "refresh as access",
+    "not a jwt",
+    "other issuer",
+    "other audience",
+    "no issuer",
+    "signed with SECRET_KEY",
+    "HS512",
+]
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("kind", ["expired", "tampered", "other key", "alg none", "refresh as access", "not a jwt"])
+@pytest.mark.parametrize("kind", FORGERIES)
 def test_bad_access_tokens_are_a_401_everywhere(api_client, alice, kind, redis_conn):
     token = _forged_tokens(alice)[kind]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
@@ -115,8 +136,11 @@ def test_bad_access_tokens_are_a_401_everywhere(api_client, alice, kind, redis_c
     assert redis_conn.hget(key(alice.id, "default"), "v") == b"0"
 
 
-def test_tokens_are_signed_with_a_pinned_algorithm():
-    assert settings.SIMPLE_JWT["ALGORITHM"] == "HS256"
+def test_tokens_carry_issuer_and_audience(alice):
+    encoded = str(AccessToken.for_user(alice))  # simplejwt adds both claims when it encodes
+    claims = jwt.decode(encoded, options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"]) == ("incrementific", "incrementific-api")
+    assert jwt.get_unverified_header(encoded)["alg"] == "HS256"
 
 
 @pytest.mark.django_db
