@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import keystore
 from accounts.models import ApiKey
@@ -81,3 +82,13 @@ def api_key_revoke(*, user_id: int, key_id: int) -> None:
         deleted, _ = ApiKey.objects.filter(user_id=user_id, pk=key_id).delete()
     if not deleted:
         raise ApiKeyNotFound()
+
+
+def user_change_password(*, user: AbstractUser, new_password: str) -> None:
+    """Set a new password and refuse every refresh token issued before it. Access tokens run
+    out within their lifetime (5 minutes by default); API keys stay (revoke them one by one)."""
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        for token in OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True):
+            BlacklistedToken.objects.get_or_create(token=token)

@@ -14,4 +14,5 @@ urlpatterns = [
     route("token/refresh", views.TokenRefreshView.as_view(), "token-refresh"),
     route("logout", views.LogoutView.as_view(), "logout"),
     route("me", views.MeView.as_view(), "me"),
+    route("password", views.PasswordView.as_view(), "password"),
 ]

@@ -7,26 +7,37 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import ratelimit
 from accounts.authentication import ApiKeyUser
 from accounts.models import ApiKey
 from accounts.serializers import (
     ApiKeySerializer,
     NewApiKeySerializer,
+    PasswordChangeSerializer,
     RegisteredSerializer,
     RegisterSerializer,
     TokenPairSerializer,
     UserSerializer,
 )
-from accounts.services import ApiKeyNotFound, UsernameTaken, api_key_create, api_key_revoke, user_register
+from accounts.services import (
+    ApiKeyNotFound,
+    UsernameTaken,
+    api_key_create,
+    api_key_revoke,
+    user_change_password,
+    user_register,
+)
+from accounts.throttling import LoginThrottle, RegisterThrottle
 from incrementific.schema import responses
 
 
-@extend_schema(summary="Register", responses=responses({201: RegisteredSerializer}, 400, 413, 415, 503))
+@extend_schema(summary="Register", responses=responses({201: RegisteredSerializer}, 400, 413, 415, 429, 503))
 class RegisterView(APIView):
     """Create an account (and its counter `default` at 0); answers with a token pair."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [RegisterThrottle]
     serializer_class = RegisterSerializer
 
     def post(self, request):
@@ -41,14 +52,33 @@ class RegisterView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(summary="Log in", responses=responses({200: TokenPairSerializer}, 400, 401, 413, 415))
+@extend_schema(summary="Log in", responses=responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429, 503))
 class TokenView(jwt_views.TokenObtainPairView):
     """Exchange a username and password for an access token (5 minutes) and a refresh token."""
 
+    throttle_classes = [LoginThrottle]
 
-@extend_schema(summary="Refresh", responses=responses({200: TokenPairSerializer}, 400, 401, 413, 415))
+    def post(self, request, *args, **kwargs):
+        username = login_username(request.data)
+        ratelimit.check("login_failures", username)
+        try:
+            return super().post(request, *args, **kwargs)
+        except exceptions.AuthenticationFailed:
+            ratelimit.count("login_failures", username)
+            raise
+
+
+def login_username(data) -> str:
+    """Who a login attempt is for, as the failure limit counts it (usernames ignore case)."""
+    username = data.get("username") if isinstance(data, dict) else None
+    return username.lower()[:150] if isinstance(username, str) else ""
+
+
+@extend_schema(summary="Refresh", responses=responses({200: TokenPairSerializer}, 400, 401, 413, 415, 429, 503))
 class TokenRefreshView(jwt_views.TokenRefreshView):
     """A new token pair for a refresh token, which is refused from then on (rotation)."""
+
+    throttle_classes = [LoginThrottle]
 
 
 @extend_schema(summary="Log out", responses=responses({204: None}, 400, 401, 413, 415))
@@ -77,6 +107,28 @@ class NotWithAnApiKey(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return not isinstance(request.user, ApiKeyUser)
+
+
+@extend_schema(
+    summary="Change your password",
+    request=PasswordChangeSerializer,
+    responses=responses({204: None}, 400, 401, 403, 413, 415, 429),
+)
+class PasswordView(APIView):
+    """Change your password (the old one is needed). Your refresh tokens are refused from then
+    on; log in again with the new password."""
+
+    permission_classes = [IsAuthenticated, NotWithAnApiKey]
+    throttle_classes = [LoginThrottle]
+
+    def post(self, request):
+        user = get_user_model().objects.filter(pk=request.user.id, is_active=True).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed("User not found.", "user_not_found")
+        serializer = PasswordChangeSerializer(data=request.data, context={"user": user})
+        serializer.is_valid(raise_exception=True)
+        user_change_password(user=user, new_password=serializer.validated_data["new_password"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 KEY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The key's id.")

@@ -52,6 +52,10 @@ class CounterOwnerMissing(Exception):
     """The owner's account is gone or inactive (its access token outlived it)."""
 
 
+class CounterLimitReached(Exception):
+    """The owner has MAX_COUNTERS_PER_USER counters already."""
+
+
 class CounterOverflow(Exception):
     """The change would take the value past 2**63-1; nothing changed."""
 
@@ -124,6 +128,8 @@ def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
         # the foreign key would only fail at commit, as a 500.
         if not get_user_model().objects.filter(pk=owner_id, is_active=True).exists():
             raise CounterOwnerMissing()
+        if Counter.objects.filter(owner_id=owner_id).count() >= settings.MAX_COUNTERS_PER_USER:
+            raise CounterLimitReached()
         try:
             with transaction.atomic():
                 row = Counter.objects.create(

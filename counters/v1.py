@@ -20,8 +20,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import ratelimit
 from accounts.serializers import RegisterSerializer
 from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, user_register
+from accounts.throttling import LoginThrottle
 from counters import services
 from counters.serializers import StrictIntegerField
 from incrementific.exceptions import exception_handler
@@ -172,12 +174,13 @@ class V1View(APIView):
         "application/x-www-form-urlencoded": V1RegisterRequestSerializer,
         "multipart/form-data": V1RegisterRequestSerializer,
     },
-    responses=_responses(200, V1KeySerializer, JsonApiKeySerializer, 400, 401, 404, 413, 415, 503),
+    responses=_responses(200, V1KeySerializer, JsonApiKeySerializer, 400, 401, 404, 413, 415, 429, 503),
 )
 class V1RegisterView(V1View):
     """Register (or, with the right password, get another key): answers an API key."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    throttle_classes = [LoginThrottle]
     authentication_classes = []
     permission_classes = [AllowAny]
 
@@ -195,7 +198,10 @@ class V1RegisterView(V1View):
             raise BadRequest("Username and password are required", "missing_credentials")
         V1CredentialsSerializer(data={"username": username, "password": password}).is_valid(raise_exception=True)
         user = get_user_model().objects.filter(username__iexact=username).first()
+        failures = username.lower()
+        ratelimit.check("login_failures", failures)
         if user is None:
+            ratelimit.take("register", LoginThrottle().get_ident(request))
             serializer = RegisterSerializer(data={"username": username, "password": password})
             serializer.is_valid(raise_exception=True)
             try:
@@ -203,6 +209,7 @@ class V1RegisterView(V1View):
             except UsernameTaken:  # registered a moment ago by another request
                 raise exceptions.AuthenticationFailed("Invalid username or password.") from None
         elif not (user.is_active and user.check_password(password)):
+            ratelimit.count("login_failures", failures)
             raise exceptions.AuthenticationFailed("Invalid username or password.")
         _, secret = api_key_create(user_id=user.id, name="v1 register")
         message = f"Successfully registered {user.username}"

@@ -28,7 +28,7 @@ NAME = OpenApiParameter(
     create=extend_schema(
         summary="Create a counter",
         request=CounterCreateSerializer,
-        responses=responses({201: CounterSerializer}, 400, 401, 409, 413, 415, 503),
+        responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 503),
     ),
     retrieve=extend_schema(
         summary="Read a counter", parameters=[NAME], responses=responses({200: CounterSerializer}, 401, 404, 503)

@@ -3,6 +3,7 @@ input also {"fields": {...}}. Domain exceptions are raised low (services, store)
 translated here, once.
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
@@ -10,7 +11,14 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from counters.services import CounterAlreadyExists, CounterNotFound, CounterOverflow, CounterOwnerMissing
+from accounts.ratelimit import RateLimited
+from counters.services import (
+    CounterAlreadyExists,
+    CounterLimitReached,
+    CounterNotFound,
+    CounterOverflow,
+    CounterOwnerMissing,
+)
 from counters.store import CounterStoreUnavailable
 
 
@@ -34,6 +42,12 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
+    if isinstance(exc, RateLimited):
+        return exceptions.Throttled(wait=exc.retry_after)
+    if isinstance(exc, CounterLimitReached):
+        return exceptions.PermissionDenied(
+            f"You have {settings.MAX_COUNTERS_PER_USER} counters, the most one account may have.", "counter_limit"
+        )
     if isinstance(exc, CounterNotFound):
         return exceptions.NotFound()
     if isinstance(exc, CounterAlreadyExists):

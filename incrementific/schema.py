@@ -48,11 +48,12 @@ class ValidationErrorSerializer(ErrorSerializer):
 ERROR_DESCRIPTIONS = {
     400: "Invalid input (nothing changed).",
     401: "No credentials, or bad ones.",
-    403: "Not allowed.",
+    403: "Not allowed (an API key managing keys, or the cap on counters reached).",
     404: "Not found: no such counter or key (or not yours), or an unknown `?format=`.",
     409: "A counter by that name exists, or the value would pass 2^63-1 (nothing changed).",
     413: "The request body is too large.",
     415: "Unsupported media type.",
+    429: "Too many attempts; try again after Retry-After seconds.",
     503: "Counter storage or the database is unavailable; try again.",
 }
 

@@ -178,6 +178,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "incrementific.negotiation.ContentNegotiation",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Proxies in front of the service whose X-Forwarded-For is trusted for client addresses.
+    "NUM_PROXIES": envint("NUM_PROXIES", 0),
 }
 
 SIMPLE_JWT = {
@@ -212,6 +214,16 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"HealthStateEnum": "incrementific.views.HEALTH_STATES"},
 }
 
+# Abuse limits ("N/second", "N/minute", "N/hour" or "N/day"; empty turns one off), counted in
+# Redis so that every worker shares them (accounts/ratelimit.py). Over a limit: 429 + Retry-After.
+RATE_LIMITS = {
+    "register": os.environ.get("THROTTLE_REGISTER", "20/hour"),  # new accounts, per client address
+    "login": os.environ.get("THROTTLE_LOGIN", "60/minute"),  # token, refresh, /v1/register, per address
+    "login_failures": os.environ.get("THROTTLE_LOGIN_FAILURES", "10/hour"),  # wrong passwords, per username
+}
+# A cap on counters per user; one more is a 403.
+MAX_COUNTERS_PER_USER = envint("MAX_COUNTERS_PER_USER", 1000)
+
 # Request bodies above this are refused with a JSON 413 before any parser reads them.
 MAX_REQUEST_BODY_BYTES = envint("MAX_REQUEST_BODY_BYTES", 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
@@ -233,6 +245,9 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+    # Both commit every subdomain (and, preloaded, every browser) to https: a choice to make.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD")
     if os.environ.get("SECURE_PROXY_SSL_HEADER"):
         SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 
