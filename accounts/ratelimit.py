@@ -6,16 +6,12 @@ throttles keep a list in the cache and write it back, which races between proces
 are "N/second", "N/minute", "N/hour" or "N/day" from settings.RATE_LIMITS; "" turns one off.
 """
 
-import math
-import time
-
 from django.conf import settings
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from counters.store import CounterStoreUnavailable
-
-PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+from incrementific import rates
 
 
 class RateLimited(Exception):
@@ -24,22 +20,13 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-def parse(rate: str) -> tuple[int, int] | None:
-    """'10/minute' -> (10, 60); '' -> None (no limit)."""
-    if not rate:
-        return None
-    count, _, period = rate.partition("/")
-    return int(count), PERIODS[period]
-
-
 def _window(scope: str, ident: str) -> tuple[str, int, int, int] | None:
-    rule = parse(settings.RATE_LIMITS[scope])
+    rule = rates.parse(settings.RATE_LIMITS[scope])
     if rule is None:
         return None
     limit, seconds = rule
-    now = time.time()
-    retry_after = max(1, math.ceil(seconds - now % seconds))
-    return f"rl:{scope}:{ident}:{int(now // seconds)}", limit, seconds, retry_after
+    number, retry_after = rates.window(seconds)
+    return f"rl:{scope}:{ident}:{number}", limit, seconds, retry_after
 
 
 def _redis():

@@ -45,7 +45,7 @@ class CounterAdmin(admin.ModelAdmin):
             live = obj.live_value
         else:
             try:
-                live = services.counter_get(owner_id=obj.owner_id, name=obj.name).value
+                live = services.counter_get(owner_id=obj.owner_id, name=obj.name, counted=False).value
             except (store.CounterStoreUnavailable, services.CounterNotFound):
                 live = None
         return "unavailable" if live is None else live

@@ -77,7 +77,8 @@ def check_counter_redis(app_configs=None, **kwargs) -> list[Warning]:
                 id="counters.W005",
             )
         )
-    expiring = [key.decode() for key, ttl in zip(sample, ttls, strict=True) if ttl != -1]
+    # ~rate windows (COUNTER_RATE_LIMIT) expire on purpose; ~ is never part of a counter's name.
+    expiring = [key.decode() for key, ttl in zip(sample, ttls, strict=True) if ttl != -1 and b":~" not in key]
     if expiring:
         warnings.append(
             Warning(

@@ -101,12 +101,13 @@ def _reserve(*, owner_id: int, name: str, needed: int) -> int:
     return row.reserved_through
 
 
-def _with_state(*, owner_id: int, name: str, op: Callable[[int | None], store.State]) -> store.State:
-    """Run a store operation, restoring forgotten state and reserving values as it asks."""
+def _with_state(*, owner_id: int, name: str, op: Callable[[int | None, bool], store.State]) -> store.State:
+    """Run a store operation, restoring forgotten state and reserving values as it asks.
+    Only the first attempt counts against the owner's COUNTER_RATE_LIMIT."""
     raise_to = None
-    for _ in range(_ATTEMPTS):
+    for attempt in range(_ATTEMPTS):
         try:
-            return op(raise_to)
+            return op(raise_to, attempt == 0)
         except store.StateMissing:
             _restore(owner_id=owner_id, name=name)
         except store.LimitReached as exc:
@@ -149,7 +150,7 @@ def counter_next(*, owner_id: int, name: str, step: int = 1) -> store.State:
     return _with_state(
         owner_id=owner_id,
         name=name,
-        op=lambda raise_to: store.next_value(owner_id, name, step, raise_to=raise_to),
+        op=lambda raise_to, counted: store.next_value(owner_id, name, step, raise_to=raise_to, counted=counted),
     )
 
 
@@ -158,21 +159,26 @@ def counter_set(*, owner_id: int, name: str, value: int) -> store.State:
     return _with_state(
         owner_id=owner_id,
         name=name,
-        op=lambda raise_to: store.set_value(owner_id, name, value, raise_to=raise_to),
+        op=lambda raise_to, counted: store.set_value(owner_id, name, value, raise_to=raise_to, counted=counted),
     )
 
 
-def counter_get(*, owner_id: int, name: str) -> store.State:
-    return _with_state(owner_id=owner_id, name=name, op=lambda _: store.get(owner_id, name))
+def counter_get(*, owner_id: int, name: str, counted: bool = True) -> store.State:
+    return _with_state(
+        owner_id=owner_id,
+        name=name,
+        op=lambda _, first: store.get(owner_id, name, counted=counted and first),
+    )
 
 
-def counter_values(rows: list[Counter]) -> list[int]:
-    """The values of many counters, read in one round trip (plus a restore for any lost)."""
-    states = store.get_many([(row.owner_id, row.name) for row in rows])
+def counter_values(rows: list[Counter], *, counted_for: int | None = None) -> list[int]:
+    """The values of many counters, read in one round trip (plus a restore for any lost).
+    ``counted_for``: the user whose COUNTER_RATE_LIMIT the read counts against, if any."""
+    states = store.get_many([(row.owner_id, row.name) for row in rows], counted_for=counted_for)
     values = []
     for row, state in zip(rows, states, strict=True):
         if state is None:
-            state = counter_get(owner_id=row.owner_id, name=row.name)
+            state = counter_get(owner_id=row.owner_id, name=row.name, counted=False)
         values.append(state.value)
     return values
 

@@ -21,8 +21,11 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError, RedisError
+
+from incrementific import rates
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,14 @@ class LimitReached(Exception):
 
 class ValueOverflow(Exception):
     """The change would take the value past 2**63-1."""
+
+
+class RateLimited(Exception):
+    """The owner used up COUNTER_RATE_LIMIT for this window; nothing changed."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -75,19 +86,27 @@ local function above(a, b)  -- a > b, for decimal strings of non-negative intege
   return a > b
 end
 local function limit_in_force(limit, reserved)  -- installs a newly reserved, higher limit
-  if reserved and above(reserved, limit) then
+  if reserved ~= '' and above(reserved, limit) then
     redis.call('HSET', KEYS[1], 'l', reserved)
     return reserved
   end
   return limit
 end
+local function over_rate()  -- KEYS[2], when given: the owner's rate window; ARGV[3] its limit
+  if not KEYS[2] then return false end
+  local used = redis.call('INCR', KEYS[2])
+  if used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+  return used > tonumber(ARGV[3])
+end
 """
 
-# KEYS[1] counter; ARGV[1] step; ARGV[2] (optional) a newly reserved limit to install first.
-# -> {0} missing | {1, value, created} | {2} overflow | {3, value} limit reached (value unchanged)
+# KEYS[1] counter, KEYS[2] (optional) rate window; ARGV[1] step, ARGV[2] a newly reserved limit
+# to install first or '', ARGV[3] and ARGV[4] the rate's limit and seconds.
+# -> {0} missing | {1, value, created} | {2} overflow | {3, value} limit reached | {4} over the rate
 _NEXT = (
     _PRELUDE
     + """
+if over_rate() then return {4} end
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c')
 if not state[1] then return {0} end
 local limit = limit_in_force(state[2], ARGV[2])
@@ -106,11 +125,12 @@ return {1, value, state[3]}
 """
 )
 
-# KEYS[1] counter; ARGV[1] value; ARGV[2] (optional) a newly reserved limit to install first.
-# -> {0} missing | {1, value, created} | {3} value above the limit (nothing changed)
+# KEYS and ARGV as for _NEXT, with ARGV[1] the value.
+# -> {0} missing | {1, value, created} | {3} value above the limit | {4} over the rate
 _SET = (
     _PRELUDE
     + """
+if over_rate() then return {4} end
 local state = redis.call('HMGET', KEYS[1], 'l', 'c')
 if not state[1] then return {0} end
 local limit = limit_in_force(state[1], ARGV[2])
@@ -159,17 +179,44 @@ def _script(src: str, keys: list[str], args: list) -> object:
         raise _unavailable(exc) from exc
 
 
-def _limit_args(raise_to: int | None) -> list[int]:
-    return [] if raise_to is None else [raise_to]
+def rate_key(owner_id: int, window: int) -> str:
+    """The owner's request count for one window of COUNTER_RATE_LIMIT.
+
+    >>> rate_key(42, 29594)
+    'ctr:{u42}:~rate:29594'
+
+    In the owner's hash tag, so a script can count it beside the counter (one Cluster slot);
+    `~` is not a name character, so it can never be a counter's key.
+    """
+    return f"ctr:{{u{owner_id}}}:~rate:{window}"
 
 
-def next_value(owner_id: int, name: str, step: int, *, raise_to: int | None = None) -> State:
+def _rate(owner_id: int, counted: bool) -> tuple[list[str], list, int]:
+    """(extra keys, extra args, retry-after) for counting this call against the owner's rate."""
+    rule = rates.parse(settings.COUNTER_RATE_LIMIT) if counted else None
+    if rule is None:
+        return [], ["", ""], 0
+    limit, seconds = rule
+    number, retry_after = rates.window(seconds)
+    return [rate_key(owner_id, number)], [limit, seconds + 1], retry_after
+
+
+def _change(src: str, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool):
+    rate_keys, rate_args, retry_after = _rate(owner_id, counted)
+    reply = _script(src, [key(owner_id, name), *rate_keys], [amount, "" if raise_to is None else raise_to, *rate_args])
+    if reply[0] == 4:
+        raise RateLimited(retry_after)
+    return reply
+
+
+def next_value(owner_id: int, name: str, step: int, *, raise_to: int | None = None, counted: bool = True) -> State:
     """Add ``step`` and return the new state, in one round trip.
 
     Raises StateMissing, LimitReached (nothing changed; reserve ``needed`` and call again with
-    ``raise_to``) or ValueOverflow (nothing changed).
+    ``raise_to``), ValueOverflow or RateLimited (nothing changed). ``counted`` says whether the
+    call counts against COUNTER_RATE_LIMIT (a retry of the same request does not).
     """
-    reply = _script(_NEXT, [key(owner_id, name)], [step, *_limit_args(raise_to)])
+    reply = _change(_NEXT, owner_id, name, step, raise_to, counted)
     code = reply[0]
     if code == 1:
         return State(int(reply[1]), reply[2].decode())
@@ -180,9 +227,10 @@ def next_value(owner_id: int, name: str, step: int, *, raise_to: int | None = No
     raise LimitReached(int(reply[1]) + step)
 
 
-def set_value(owner_id: int, name: str, value: int, *, raise_to: int | None = None) -> State:
-    """Set the value, in one round trip. Raises StateMissing, or LimitReached above the limit."""
-    reply = _script(_SET, [key(owner_id, name)], [value, *_limit_args(raise_to)])
+def set_value(owner_id: int, name: str, value: int, *, raise_to: int | None = None, counted: bool = True) -> State:
+    """Set the value, in one round trip. Raises StateMissing, LimitReached above the limit, or
+    RateLimited."""
+    reply = _change(_SET, owner_id, name, value, raise_to, counted)
     code = reply[0]
     if code == 1:
         return State(int(reply[1]), reply[2].decode())
@@ -191,29 +239,41 @@ def set_value(owner_id: int, name: str, value: int, *, raise_to: int | None = No
     raise LimitReached(value)
 
 
-def get(owner_id: int, name: str) -> State:
-    """The current state. Raises StateMissing."""
-    try:
-        value, created = _client().hmget(key(owner_id, name), "v", "c")
-    except RedisError as exc:
-        raise _unavailable(exc) from exc
-    if value is None:
-        raise StateMissing(key(owner_id, name))
-    return State(int(value), created.decode())
-
-
-def get_many(owner_id_names: list[tuple[int, str]]) -> list[State | None]:
-    """The states of many counters in one round trip; None where Redis has no state."""
-    if not owner_id_names:
-        return []
+def _read(owner_id_names: list[tuple[int, str]], counted_for: int | None) -> list[State | None]:
+    """HMGETs in one round trip, with the reader's rate counted in the same pipeline."""
+    rate_keys, rate_args, retry_after = _rate(counted_for, True) if counted_for is not None else ([], [], 0)
     try:
         pipe = _client().pipeline(transaction=False)
+        if rate_keys:
+            pipe.incr(rate_keys[0])
+            pipe.expire(rate_keys[0], rate_args[1])
         for owner_id, name in owner_id_names:
             pipe.hmget(key(owner_id, name), "v", "c")
         replies = pipe.execute()
     except RedisError as exc:
         raise _unavailable(exc) from exc
+    if rate_keys:
+        used, _ = replies[:2]
+        replies = replies[2:]
+        if used > rate_args[0]:
+            raise RateLimited(retry_after)
     return [None if v is None else State(int(v), c.decode()) for v, c in replies]
+
+
+def get(owner_id: int, name: str, *, counted: bool = True) -> State:
+    """The current state, in one round trip. Raises StateMissing or RateLimited."""
+    [state] = _read([(owner_id, name)], owner_id if counted else None)
+    if state is None:
+        raise StateMissing(key(owner_id, name))
+    return state
+
+
+def get_many(owner_id_names: list[tuple[int, str]], *, counted_for: int | None = None) -> list[State | None]:
+    """The states of many counters in one round trip; None where Redis has no state.
+    ``counted_for``: the owner whose rate this read counts against (the admin counts for none)."""
+    if not owner_id_names and counted_for is None:
+        return []
+    return _read(owner_id_names, counted_for)
 
 
 def create(owner_id: int, name: str, *, value: int, limit: int, created: str) -> None:

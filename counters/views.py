@@ -23,7 +23,7 @@ NAME = OpenApiParameter(
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List your counters", responses=responses({200: CounterSerializer(many=True)}, 401, 404, 503)
+        summary="List your counters", responses=responses({200: CounterSerializer(many=True)}, 401, 404, 429, 503)
     ),
     create=extend_schema(
         summary="Create a counter",
@@ -37,13 +37,13 @@ NAME = OpenApiParameter(
         summary="Set a counter",
         parameters=[NAME],
         request=CounterSetSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 503),
+        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 429, 503),
     ),
     partial_update=extend_schema(
         summary="Set a counter",
         parameters=[NAME],
         request=CounterSetSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 503),
+        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 429, 503),
     ),
     destroy=extend_schema(
         summary="Delete a counter", parameters=[NAME], responses=responses({204: None}, 401, 404, 503)
@@ -52,7 +52,7 @@ NAME = OpenApiParameter(
         summary="Take the next value",
         parameters=[NAME],
         request=CounterNextSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 404, 409, 413, 415, 503),
+        responses=responses({200: CounterSerializer}, 400, 401, 404, 409, 413, 415, 429, 503),
     ),
 )
 class CounterViewSet(viewsets.GenericViewSet):
@@ -98,7 +98,7 @@ class CounterViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
-        values = services.counter_values(page)
+        values = services.counter_values(page, counted_for=request.user.id)
         return self.get_paginated_response(
             [
                 counter_data(request, name=row.name, value=value, created=services.rendered(row.created_at))

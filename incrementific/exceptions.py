@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.ratelimit import RateLimited
+from counters import store
 from counters.services import (
     CounterAlreadyExists,
     CounterLimitReached,
@@ -42,7 +43,7 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | store.RateLimited):
         return exceptions.Throttled(wait=exc.retry_after)
     if isinstance(exc, CounterLimitReached):
         return exceptions.PermissionDenied(

@@ -221,6 +221,9 @@ RATE_LIMITS = {
     "login": os.environ.get("THROTTLE_LOGIN", "60/minute"),  # token, refresh, /v1/register, per address
     "login_failures": os.environ.get("THROTTLE_LOGIN_FAILURES", "10/hour"),  # wrong passwords, per username
 }
+# Requests a user may make to the counter endpoints (next, set, read, list), counted inside the
+# counter's own Redis call. Off by default: counting people is what the service is for.
+COUNTER_RATE_LIMIT = os.environ.get("COUNTER_RATE_LIMIT", "")
 # A cap on counters per user; one more is a 403.
 MAX_COUNTERS_PER_USER = envint("MAX_COUNTERS_PER_USER", 1000)
 

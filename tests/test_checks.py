@@ -64,3 +64,11 @@ def test_manage_py_check_runs_it(private_redis, capsys):
     store._client().config_set("maxmemory-policy", "allkeys-lru")
     call_command("check")
     assert "counters.W005" in capsys.readouterr().err
+
+
+def test_rate_windows_are_not_counters_with_a_ttl(private_redis, settings):
+    settings.COUNTER_RATE_LIMIT = "5/minute"
+    store.create(1, "a", value=0, limit=3, created="x")
+    store.next_value(1, "a", 1)
+    assert store._client().keys("*~rate*")
+    assert check_counter_redis() == []
