@@ -5,6 +5,7 @@ against the same Redis and database, beside the anchor; wrk loads `next` with a 
 turn, round after round, so that the machine's drift falls on both alike.
 
     python -m tests.bench_ab 0123abc [--rounds 5] [--seconds 8] [--connections 32]
+    python -m tests.bench_ab HEAD --ref-env COUNTER_RATE_LIMIT=1000000/second   # what a setting costs
 """
 
 import argparse
@@ -24,6 +25,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--ref-env", action="append", default=[], help="KEY=VALUE for the app at REF only")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="incrementific-ab-"))
@@ -33,7 +35,7 @@ def main() -> int:
     port = free_port()
     ref_app = subprocess.Popen(
         [*GUNICORN[:-1], str(other / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}", "incrementific.wsgi"],
-        env=stack.env,
+        env={**stack.env, **dict(item.split("=", 1) for item in args.ref_env)},
         cwd=other,
     )
     try:
@@ -63,6 +65,12 @@ def main() -> int:
         ref_app.wait(30)
         stack.stop()
         subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=BASE_DIR, check=False)
+    failed = {name: sum(r["errors"] for r in runs) for name, runs in results.items() if any(r["errors"] for r in runs)}
+    if failed:
+        # A 401 is answered much faster than a next: such a "result" would be nonsense. (The app
+        # at REF must accept this tree's tokens: the same signing key, issuer and audience.)
+        print(f"bench_ab: non-2xx answers, no comparison made: {failed}")
+        return 1
     anchor = statistics.median(r["rps"] for r in results["anchor"])
     anchor_p99 = statistics.median(r["p99"] for r in results["anchor"])
     print(f"medians of {args.rounds} rounds, {args.seconds} s each, {args.connections} connections:")
