@@ -21,6 +21,15 @@ NAME = OpenApiParameter(
 )
 
 
+# PUT and PATCH do the same thing (a counter has one writable field).
+SET_SCHEMA = extend_schema(
+    summary="Set a counter",
+    parameters=[NAME],
+    request=CounterSetSerializer,
+    responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 429, 503),
+)
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List your counters", responses=responses({200: CounterSerializer(many=True)}, 401, 404, 429, 503)
@@ -31,20 +40,10 @@ NAME = OpenApiParameter(
         responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 503),
     ),
     retrieve=extend_schema(
-        summary="Read a counter", parameters=[NAME], responses=responses({200: CounterSerializer}, 401, 404, 503)
+        summary="Read a counter", parameters=[NAME], responses=responses({200: CounterSerializer}, 401, 404, 429, 503)
     ),
-    update=extend_schema(
-        summary="Set a counter",
-        parameters=[NAME],
-        request=CounterSetSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 429, 503),
-    ),
-    partial_update=extend_schema(
-        summary="Set a counter",
-        parameters=[NAME],
-        request=CounterSetSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 429, 503),
-    ),
+    update=SET_SCHEMA,
+    partial_update=SET_SCHEMA,
     destroy=extend_schema(
         summary="Delete a counter", parameters=[NAME], responses=responses({204: None}, 401, 404, 503)
     ),

@@ -81,3 +81,18 @@ def test_next_documents_overflow_wherever_a_counter_can_reach_the_maximum(client
     spec = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
     assert "409" in spec["/v1/next"]["get"]["responses"]
     assert "409" in spec["/api/counters/{name}/next"]["post"]["responses"]
+
+
+def test_every_counter_read_or_change_documents_the_optional_rate(client, db):
+    spec = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
+    operations = [
+        spec["/api/counters"]["get"],
+        spec["/api/counters/{name}"]["get"],
+        spec["/api/counters/{name}"]["put"],
+        spec["/api/counters/{name}"]["patch"],
+        spec["/api/counters/{name}/next"]["post"],
+        spec["/v1/next"]["get"],
+        spec["/v1/current"]["get"],
+        spec["/v1/set"]["put"],
+    ]
+    assert all("429" in op["responses"] for op in operations)
