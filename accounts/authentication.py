@@ -2,11 +2,13 @@ import time
 from functools import lru_cache
 
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import BasePermission
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.services import KEY_PREFIX, api_key_user_id
+from counters import store
 
 
 class ApiKeyUser:
@@ -63,3 +65,29 @@ class JWTAuthentication(JWTStatelessUserAuthentication):
         if token["exp"] <= time.time():
             return super().get_validated_token(raw_token)  # expired since: its own error again
         return token
+
+
+def token_rev(request) -> int | None:
+    """The `rev` claim of the request's access token (0 if it has none), or None when the
+    request did not come with an access token (an API key, a session)."""
+    token = request.auth
+    return int(token.get("rev", 0)) if isinstance(token, AccessToken) else None
+
+
+class TokenNotRevoked(BasePermission):
+    """Refuses an access token issued before its user's tokens were revoked (a deactivation,
+    a deletion, a password change): one Redis read. The counter endpoints skip it (they say so
+    with ``revocation_checked_in_store``) because they check inside their own Redis call."""
+
+    message = "Token has been revoked."
+    code = "token_revoked"
+
+    def has_permission(self, request, view) -> bool:
+        iat = token_rev(request)
+        if iat is None or getattr(view, "revocation_checked_in_store", False):
+            return True
+        try:
+            store.check_not_revoked(request.user.id, iat)
+        except store.TokenRevoked:
+            raise exceptions.AuthenticationFailed(self.message, self.code) from None
+        return True

@@ -5,10 +5,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import keystore
 from accounts.models import ApiKey
+from counters import store as counter_store
 from counters.services import counter_create
 
 DEFAULT_COUNTER = "default"
@@ -85,10 +87,17 @@ def api_key_revoke(*, user_id: int, key_id: int) -> None:
 
 
 def user_change_password(*, user: AbstractUser, new_password: str) -> None:
-    """Set a new password and refuse every refresh token issued before it. Access tokens run
-    out within their lifetime (5 minutes by default); API keys stay (revoke them one by one)."""
+    """Set a new password and refuse every token issued before it, refresh and access alike.
+    API keys stay (revoke them one by one)."""
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
         for token in OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True):
             BlacklistedToken.objects.get_or_create(token=token)
+        revoke_access_tokens(user_id=user.pk)
+
+
+def revoke_access_tokens(*, user_id: int) -> None:
+    """Access tokens of the user issued before this second are refused from now on."""
+    lifetime = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
+    counter_store.revoke_tokens(user_id, lifetime=lifetime)

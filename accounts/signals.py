@@ -4,6 +4,7 @@ from django.dispatch import receiver
 
 from accounts import keystore
 from accounts.models import ApiKey
+from accounts.services import revoke_access_tokens
 
 
 @receiver(post_delete, sender=ApiKey)
@@ -14,7 +15,14 @@ def forget_deleted_key(sender, instance: ApiKey, **kwargs) -> None:
 
 
 @receiver(post_save, sender=get_user_model())
-def forget_keys_of_inactive_users(sender, instance, **kwargs) -> None:
-    """A deactivated user's keys stop at once; the SQL fallback refuses to remember them."""
+def revoke_credentials_of_inactive_users(sender, instance, **kwargs) -> None:
+    """A deactivated user's keys and access tokens stop at once (refresh tokens check the user
+    themselves); the key lookup's SQL fallback refuses to remember an inactive user's key."""
     if not instance.is_active:
         keystore.forget(*ApiKey.objects.filter(user_id=instance.pk).values_list("hashed", flat=True))
+        revoke_access_tokens(user_id=instance.pk)
+
+
+@receiver(post_delete, sender=get_user_model())
+def revoke_access_tokens_of_deleted_users(sender, instance, **kwargs) -> None:
+    revoke_access_tokens(user_id=instance.pk)

@@ -5,10 +5,9 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import ratelimit
-from accounts.authentication import ApiKeyUser
+from accounts.authentication import ApiKeyUser, TokenNotRevoked
 from accounts.models import ApiKey
 from accounts.serializers import (
     ApiKeySerializer,
@@ -28,6 +27,7 @@ from accounts.services import (
     user_register,
 )
 from accounts.throttling import LoginThrottle, RegisterThrottle
+from accounts.tokens import RefreshToken
 from incrementific.schema import responses
 
 
@@ -118,7 +118,7 @@ class PasswordView(APIView):
     """Change your password (the old one is needed). Your refresh tokens are refused from then
     on; log in again with the new password."""
 
-    permission_classes = [IsAuthenticated, NotWithAnApiKey]
+    permission_classes = [IsAuthenticated, TokenNotRevoked, NotWithAnApiKey]
     throttle_classes = [LoginThrottle]
 
     def post(self, request):
@@ -150,7 +150,7 @@ class ApiKeyViewSet(viewsets.GenericViewSet):
     Bearer inc_...`. A new key is shown once; DELETE revokes one at once."""
 
     serializer_class = ApiKeySerializer
-    permission_classes = [IsAuthenticated, NotWithAnApiKey]
+    permission_classes = [IsAuthenticated, TokenNotRevoked, NotWithAnApiKey]
     lookup_value_regex = "[0-9]{1,18}"
     pagination_class = None
 

@@ -19,6 +19,7 @@ on the decimal strings.
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -50,6 +51,10 @@ class LimitReached(Exception):
 
 class ValueOverflow(Exception):
     """The change would take the value past 2**63-1."""
+
+
+class TokenRevoked(Exception):
+    """The caller's access token was issued before its user's tokens were revoked."""
 
 
 class RateLimited(Exception):
@@ -92,20 +97,28 @@ local function limit_in_force(limit, reserved)  -- installs a newly reserved, hi
   end
   return limit
 end
-local function over_rate()  -- KEYS[2], when given: the owner's rate window; ARGV[3] its limit
-  if not KEYS[2] then return false end
-  local used = redis.call('INCR', KEYS[2])
-  if used == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+local function revoked()  -- KEYS[2]: the owner's revocation mark; ARGV[5] the token's rev or ''
+  if ARGV[5] == '' then return false end
+  local mark = redis.call('GET', KEYS[2])
+  return mark ~= false and tonumber(ARGV[5]) < tonumber(mark)
+end
+local function over_rate()  -- KEYS[3], when given: the owner's rate window; ARGV[3] its limit
+  if not KEYS[3] then return false end
+  local used = redis.call('INCR', KEYS[3])
+  if used == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
   return used > tonumber(ARGV[3])
 end
 """
 
-# KEYS[1] counter, KEYS[2] (optional) rate window; ARGV[1] step, ARGV[2] a newly reserved limit
-# to install first or '', ARGV[3] and ARGV[4] the rate's limit and seconds.
-# -> {0} missing | {1, value, created} | {2} overflow | {3, value} limit reached | {4} over the rate
+# KEYS[1] counter, KEYS[2] the owner's revocation mark, KEYS[3] (optional) rate window;
+# ARGV[1] step, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and ARGV[4] the
+# rate's limit and seconds, ARGV[5] the caller's access token's rev claim or ''.
+# -> {0} missing | {1, value, created} | {2} overflow | {3, value} limit reached | {4} over the
+#    rate | {5} token revoked
 _NEXT = (
     _PRELUDE
     + """
+if revoked() then return {5} end
 if over_rate() then return {4} end
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c')
 if not state[1] then return {0} end
@@ -126,10 +139,11 @@ return {1, value, state[3]}
 )
 
 # KEYS and ARGV as for _NEXT, with ARGV[1] the value.
-# -> {0} missing | {1, value, created} | {3} value above the limit | {4} over the rate
+# -> {0} missing | {1, value, created} | {3} value above the limit | {4} over the rate | {5} revoked
 _SET = (
     _PRELUDE
     + """
+if revoked() then return {5} end
 if over_rate() then return {4} end
 local state = redis.call('HMGET', KEYS[1], 'l', 'c')
 if not state[1] then return {0} end
@@ -201,22 +215,73 @@ def _rate(owner_id: int, counted: bool) -> tuple[list[str], list, int]:
     return [rate_key(owner_id, number)], [limit, seconds + 1], retry_after
 
 
-def _change(src: str, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool):
+def revocation_key(owner_id: int) -> str:
+    """When the owner's access tokens were last revoked (epoch milliseconds), expiring with them.
+
+    Every token carries, as its `rev` claim, this mark as it was when the token was issued (0
+    if none); a token whose `rev` is below the mark was issued before the revocation. A mark
+    compares milliseconds with milliseconds, so a login just after a revocation is never
+    caught by it, and a later revocation always writes a larger mark.
+
+    >>> revocation_key(42)
+    'ctr:{u42}:~revoked'
+    """
+    return f"ctr:{{u{owner_id}}}:~revoked"
+
+
+def revoke_tokens(owner_id: int, *, lifetime: int) -> None:
+    """Refuse the owner's access tokens issued until now, for as long as they could live."""
+    try:
+        _client().set(revocation_key(owner_id), int(time.time() * 1000), ex=lifetime + 60)
+    except RedisError as exc:
+        raise _unavailable(exc) from exc
+
+
+def revocation_mark(owner_id: int) -> int:
+    """The owner's current mark (0 if none): what a token issued now carries as `rev`."""
+    try:
+        mark = _client().get(revocation_key(owner_id))
+    except RedisError as exc:
+        raise _unavailable(exc) from exc
+    return int(mark or 0)
+
+
+def check_not_revoked(owner_id: int, token_rev: int) -> None:
+    """TokenRevoked if a token carrying ``token_rev`` was issued before the owner's mark."""
+    if token_rev < revocation_mark(owner_id):
+        raise TokenRevoked()
+
+
+def _change(src, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, token_rev: int | None):
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
-    reply = _script(src, [key(owner_id, name), *rate_keys], [amount, "" if raise_to is None else raise_to, *rate_args])
+    keys = [key(owner_id, name), revocation_key(owner_id), *rate_keys]
+    reply = _script(
+        src, keys, [amount, "" if raise_to is None else raise_to, *rate_args, "" if token_rev is None else token_rev]
+    )
     if reply[0] == 4:
         raise RateLimited(retry_after)
+    if reply[0] == 5:
+        raise TokenRevoked()
     return reply
 
 
-def next_value(owner_id: int, name: str, step: int, *, raise_to: int | None = None, counted: bool = True) -> State:
+def next_value(
+    owner_id: int,
+    name: str,
+    step: int,
+    *,
+    raise_to: int | None = None,
+    counted: bool = True,
+    token_rev: int | None = None,
+) -> State:
     """Add ``step`` and return the new state, in one round trip.
 
     Raises StateMissing, LimitReached (nothing changed; reserve ``needed`` and call again with
-    ``raise_to``), ValueOverflow or RateLimited (nothing changed). ``counted`` says whether the
-    call counts against COUNTER_RATE_LIMIT (a retry of the same request does not).
+    ``raise_to``), ValueOverflow, RateLimited or TokenRevoked (nothing changed). ``counted`` says
+    whether the call counts against COUNTER_RATE_LIMIT (a retry of the same request does not);
+    ``token_rev``, the caller's access token's iat, is checked against the owner's revocation mark.
     """
-    reply = _change(_NEXT, owner_id, name, step, raise_to, counted)
+    reply = _change(_NEXT, owner_id, name, step, raise_to, counted, token_rev)
     code = reply[0]
     if code == 1:
         return State(int(reply[1]), reply[2].decode())
@@ -227,10 +292,18 @@ def next_value(owner_id: int, name: str, step: int, *, raise_to: int | None = No
     raise LimitReached(int(reply[1]) + step)
 
 
-def set_value(owner_id: int, name: str, value: int, *, raise_to: int | None = None, counted: bool = True) -> State:
-    """Set the value, in one round trip. Raises StateMissing, LimitReached above the limit, or
-    RateLimited."""
-    reply = _change(_SET, owner_id, name, value, raise_to, counted)
+def set_value(
+    owner_id: int,
+    name: str,
+    value: int,
+    *,
+    raise_to: int | None = None,
+    counted: bool = True,
+    token_rev: int | None = None,
+) -> State:
+    """Set the value, in one round trip. Raises StateMissing, LimitReached above the limit,
+    RateLimited or TokenRevoked."""
+    reply = _change(_SET, owner_id, name, value, raise_to, counted, token_rev)
     code = reply[0]
     if code == 1:
         return State(int(reply[1]), reply[2].decode())
@@ -239,11 +312,14 @@ def set_value(owner_id: int, name: str, value: int, *, raise_to: int | None = No
     raise LimitReached(value)
 
 
-def _read(owner_id_names: list[tuple[int, str]], counted_for: int | None) -> list[State | None]:
-    """HMGETs in one round trip, with the reader's rate counted in the same pipeline."""
-    rate_keys, rate_args, retry_after = _rate(counted_for, True) if counted_for is not None else ([], [], 0)
+def _read(owner_id_names, reader: int | None, counted: bool, token_rev: int | None) -> list[State | None]:
+    """HMGETs in one round trip, with the reader's revocation mark and rate in the same pipeline."""
+    rate_keys, rate_args, retry_after = _rate(reader, counted) if reader is not None else ([], [], 0)
+    check_mark = reader is not None and token_rev is not None
     try:
         pipe = _client().pipeline(transaction=False)
+        if check_mark:
+            pipe.get(revocation_key(reader))
         if rate_keys:
             pipe.incr(rate_keys[0])
             pipe.expire(rate_keys[0], rate_args[1])
@@ -252,6 +328,10 @@ def _read(owner_id_names: list[tuple[int, str]], counted_for: int | None) -> lis
         replies = pipe.execute()
     except RedisError as exc:
         raise _unavailable(exc) from exc
+    if check_mark:
+        mark, replies = replies[0], replies[1:]
+        if mark is not None and token_rev < int(mark):
+            raise TokenRevoked()
     if rate_keys:
         used, _ = replies[:2]
         replies = replies[2:]
@@ -260,20 +340,23 @@ def _read(owner_id_names: list[tuple[int, str]], counted_for: int | None) -> lis
     return [None if v is None else State(int(v), c.decode()) for v, c in replies]
 
 
-def get(owner_id: int, name: str, *, counted: bool = True) -> State:
-    """The current state, in one round trip. Raises StateMissing or RateLimited."""
-    [state] = _read([(owner_id, name)], owner_id if counted else None)
+def get(owner_id: int, name: str, *, counted: bool = True, token_rev: int | None = None) -> State:
+    """The current state, in one round trip. Raises StateMissing, RateLimited or TokenRevoked."""
+    [state] = _read([(owner_id, name)], owner_id, counted, token_rev)
     if state is None:
         raise StateMissing(key(owner_id, name))
     return state
 
 
-def get_many(owner_id_names: list[tuple[int, str]], *, counted_for: int | None = None) -> list[State | None]:
+def get_many(
+    owner_id_names: list[tuple[int, str]], *, counted_for: int | None = None, token_rev: int | None = None
+) -> list[State | None]:
     """The states of many counters in one round trip; None where Redis has no state.
-    ``counted_for``: the owner whose rate this read counts against (the admin counts for none)."""
+    ``counted_for``: the owner whose rate (and, with ``token_rev``, revocation mark) this read
+    checks (the admin checks none)."""
     if not owner_id_names and counted_for is None:
         return []
-    return _read(owner_id_names, counted_for)
+    return _read(owner_id_names, counted_for, counted_for is not None, token_rev)
 
 
 def create(owner_id: int, name: str, *, value: int, limit: int, created: str) -> None:

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import ratelimit
+from accounts.authentication import token_rev
 from accounts.serializers import RegisterSerializer
 from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, user_register
 from accounts.throttling import LoginThrottle
@@ -239,22 +240,31 @@ def _is_json_api_document(data) -> bool:
 class V1NextView(V1View):
     """Take the next value of your `default` counter."""
 
+    revocation_checked_in_store = True
+
     @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
-        return self.counter("Incremented", services.counter_next(owner_id=request.user.id, name=DEFAULT_COUNTER))
+        state = services.counter_next(owner_id=request.user.id, name=DEFAULT_COUNTER, token_rev=token_rev(request))
+        return self.counter("Incremented", state)
 
 
 class V1CurrentView(V1View):
     """Read (GET) or set (PUT `current=N`) your `default` counter."""
 
+    revocation_checked_in_store = True
+
     @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
-        return self.counter("Current", services.counter_get(owner_id=request.user.id, name=DEFAULT_COUNTER))
+        state = services.counter_get(owner_id=request.user.id, name=DEFAULT_COUNTER, token_rev=token_rev(request))
+        return self.counter("Current", state)
 
     @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
     def put(self, request):
         value = _set_value(request)
-        return self.counter("Set", services.counter_set(owner_id=request.user.id, name=DEFAULT_COUNTER, value=value))
+        state = services.counter_set(
+            owner_id=request.user.id, name=DEFAULT_COUNTER, value=value, token_rev=token_rev(request)
+        )
+        return self.counter("Set", state)
 
 
 class V1SetView(V1CurrentView):

@@ -43,6 +43,8 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
+    if isinstance(exc, store.TokenRevoked):
+        return exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked")
     if isinstance(exc, RateLimited | store.RateLimited):
         return exceptions.Throttled(wait=exc.retry_after)
     if isinstance(exc, CounterLimitReached):

@@ -166,7 +166,10 @@ REST_FRAMEWORK = {
         "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.authentication.TokenNotRevoked",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "incrementific.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -193,6 +196,8 @@ SIMPLE_JWT = {
     "ISSUER": os.environ.get("JWT_ISSUER", "incrementific"),
     "AUDIENCE": os.environ.get("JWT_AUDIENCE", "incrementific-api"),
     "UPDATE_LAST_LOGIN": False,
+    # Tokens carry the user's revocation mark (accounts/tokens.py), so revoking is immediate.
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.tokens.TokenObtainSerializer",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -9,9 +9,9 @@ from django.test import override_settings
 from django_redis import get_redis_connection
 from redis.connection import Connection
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.services import user_register
+from accounts.tokens import RefreshToken
 from incrementific.redis_server import RedisServer
 
 _session_redis: RedisServer | None = None

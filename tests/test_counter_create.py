@@ -91,8 +91,14 @@ def test_a_body_that_is_not_an_object_is_a_400(alice_client):
     }
 
 
-def test_a_token_that_outlived_its_user_cannot_create(alice_client, alice):
+def test_a_token_that_outlived_its_user_cannot_create(alice_client, alice, redis_conn):
+    user_id = alice.id
     alice.delete()
+    r = alice_client.post("/api/counters", {"name": "orphan"}, format="json")
+    assert r.status_code == 401
+    assert r.json() == {"detail": "Token has been revoked.", "code": "token_revoked"}
+    # and should the revocation mark be gone (Redis forgot it), the service still refuses
+    redis_conn.delete(f"ctr:{{u{user_id}}}:~revoked")
     r = alice_client.post("/api/counters", {"name": "orphan"}, format="json")
     assert r.status_code == 401
     assert r.json() == {"detail": "User not found.", "code": "user_not_found"}

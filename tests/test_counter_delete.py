@@ -53,5 +53,8 @@ def test_deleting_a_user_deletes_their_counters_values(alice, redis_conn):
     services.counter_create(owner_id=alice.id, name="more", value=3)
     pattern = key(alice.id, "*")
     assert len(redis_conn.keys(pattern)) == 2
+    user_id = alice.id
     alice.delete()
-    assert redis_conn.keys(pattern) == []
+    # what stays is the mark that refuses the deleted user's access tokens, until they expire
+    assert redis_conn.keys(pattern) == [f"ctr:{{u{user_id}}}:~revoked".encode()]
+    assert 0 < redis_conn.ttl(f"ctr:{{u{user_id}}}:~revoked") <= 5 * 60 + 60

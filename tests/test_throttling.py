@@ -6,6 +6,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,11 @@ def assert_throttled(r):
     assert r.status_code == 429
     assert r.json()["code"] == "throttled"
     assert re.fullmatch(r"Request was throttled\. Expected available in \d+ seconds?\.", r.json()["detail"])
-    assert 1 <= int(r["Retry-After"]) <= 60
+    assert 1 <= int(r["Retry-After"]) <= 3600
 
 
 def test_logins_are_limited_per_client_address(api_client, alice, limits):
-    limits(login="3/minute")
+    limits(login="3/hour")
     assert [login(api_client).status_code for _ in range(3)] == [200, 200, 200]
     assert_throttled(login(api_client))
     assert login(api_client, REMOTE_ADDR="10.9.8.7").status_code == 200  # another address
@@ -103,7 +104,7 @@ def test_the_limit_is_shared_by_every_gunicorn_worker(private_redis, tmp_path):
         "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
         "DATA_DIR": str(tmp_path),
         "REDIS_URL": private_redis.url,
-        "THROTTLE_LOGIN": "5/minute",
+        "THROTTLE_LOGIN": "5/hour",  # an hour: a window boundary inside the test would reset the count
         "WEB_CONCURRENCY": "3",
         "GUNICORN_LOG_LEVEL": "warning",
     }
@@ -118,28 +119,36 @@ def test_the_limit_is_shared_by_every_gunicorn_worker(private_redis, tmp_path):
         env=env, cwd=BASE_DIR,
     )  # fmt: skip
     try:
-        statuses = [_post_login(port) for _ in range(12)]
+        _wait_for(port)
+        with ThreadPoolExecutor(12) as pool:  # at once, so that every worker takes some
+            statuses = list(pool.map(lambda _: _post_login(port), range(12)))
     finally:
         server.terminate()
         server.wait(30)
-    assert statuses == [401] * 5 + [429] * 7
+    assert sorted(statuses) == [401] * 5 + [429] * 7
     workers = {line.split()[0] for line in log.read_text().splitlines() if line.endswith(("401", "429"))}
     assert len(workers) > 1, "one worker answered everything; the test proves nothing"
 
 
-def _post_login(port: int) -> int:
+def _wait_for(port: int) -> None:
     deadline = time.monotonic() + 30
-    body = b'{"username": "nobody", "password": "whatever-it-is"}'
     while True:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/auth/token", body, {"Content-Type": "application/json"}
-        )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                return
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _post_login(port: int) -> int:
+    body = b'{"username": "nobody", "password": "whatever-it-is"}'
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/auth/token", body, {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
