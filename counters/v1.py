@@ -237,34 +237,35 @@ def _is_json_api_document(data) -> bool:
     )
 
 
-class V1NextView(V1View):
-    """Take the next value of your `default` counter."""
+class V1CounterView(V1View):
+    """The prototype's counter endpoints: always the caller's `default` counter."""
 
-    revocation_checked_in_store = True
+    revocation_checked_in_store = True  # the token's rev goes into the counter's own Redis call
+
+    def default_counter(self) -> dict:
+        request = self.request
+        return {"owner_id": request.user.id, "name": DEFAULT_COUNTER, "token_rev": token_rev(request)}
+
+
+class V1NextView(V1CounterView):
+    """Take the next value of your `default` counter."""
 
     @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
-        state = services.counter_next(owner_id=request.user.id, name=DEFAULT_COUNTER, token_rev=token_rev(request))
-        return self.counter("Incremented", state)
+        return self.counter("Incremented", services.counter_next(**self.default_counter()))
 
 
-class V1CurrentView(V1View):
+class V1CurrentView(V1CounterView):
     """Read (GET) or set (PUT `current=N`) your `default` counter."""
-
-    revocation_checked_in_store = True
 
     @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
-        state = services.counter_get(owner_id=request.user.id, name=DEFAULT_COUNTER, token_rev=token_rev(request))
-        return self.counter("Current", state)
+        return self.counter("Current", services.counter_get(**self.default_counter()))
 
     @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
     def put(self, request):
         value = _set_value(request)
-        state = services.counter_set(
-            owner_id=request.user.id, name=DEFAULT_COUNTER, value=value, token_rev=token_rev(request)
-        )
-        return self.counter("Set", state)
+        return self.counter("Set", services.counter_set(value=value, **self.default_counter()))
 
 
 class V1SetView(V1CurrentView):
