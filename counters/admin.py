@@ -1,10 +1,43 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.http import QueryDict
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from counters import services, store
-from counters.models import MAX_VALUE, Counter
+from counters.models import Counter
+from counters.serializers import CounterSetSerializer
+
+admin.site.site_header = "incrementific administration"
+admin.site.site_title = "incrementific admin"
+admin.site.index_title = "Users, counters and keys"
+
+
+class OwnerFilter(admin.SimpleListFilter):
+    """Counters of one owner, by username. A text box rather than Django's list of every user,
+    which would be ten thousand links long; each owner in the list links here too."""
+
+    title = "owner"
+    parameter_name = "owner"
+    template = "admin/counters/counter/owner_filter.html"
+
+    def lookups(self, request, model_admin):
+        return ()
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist):
+        # The form keeps every other filter and the search, and starts again at page one.
+        kept = QueryDict(changelist.get_query_string(remove=[self.parameter_name, "p"]).lstrip("?"))
+        yield {"hidden": [(key, value) for key, values in kept.lists() for value in values], "value": self.value()}
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(owner__username__iexact=self.value())
+        return queryset
 
 
 class LiveValueChangeList(ChangeList):
@@ -22,14 +55,25 @@ class LiveValueChangeList(ChangeList):
 
 
 class SetValueForm(forms.Form):
-    value = forms.IntegerField(min_value=0, max_value=MAX_VALUE, label="New value")
+    """The value is checked by the API's own serializer: the same rules and messages as
+    PUT /api/counters/<name> and the web app (Django's IntegerField takes "1.0" and " 5")."""
+
+    value = forms.CharField(label="New value", strip=False, help_text="A whole number from 0 to 2^63-1.")
+
+    def clean_value(self) -> int:
+        form = QueryDict(mutable=True)  # a form post, as the serializer knows one: digits are a number
+        form["value"] = self.cleaned_data["value"]
+        serializer = CounterSetSerializer(data=form)
+        if not serializer.is_valid():
+            raise forms.ValidationError(serializer.errors["value"])
+        return serializer.validated_data["value"]
 
 
 @admin.register(Counter)
 class CounterAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "value", "reserved_through", "created_at"]
+    list_display = ["name", "owner_link", "value", "reserved_through", "created_at"]
     list_select_related = ["owner"]
-    list_filter = ["created_at"]
+    list_filter = [OwnerFilter, "created_at"]
     search_fields = ["name", "owner__username"]
     ordering = ["owner__username", "name"]
     readonly_fields = ["owner", "name", "value", "reserved_through", "created_at"]
@@ -38,6 +82,17 @@ class CounterAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return LiveValueChangeList
+
+    @admin.display(description="owner", ordering="owner__username")
+    def owner_link(self, obj: Counter):
+        url = (
+            reverse("admin:counters_counter_changelist")
+            + "?"
+            + QueryDict.fromkeys(["owner"], obj.owner.username).urlencode()
+        )
+        return format_html(
+            '<a href="{}" title="Only the counters of {}">{}</a>', url, obj.owner.username, obj.owner.username
+        )
 
     @admin.display(description="value")
     def value(self, obj: Counter):

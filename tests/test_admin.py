@@ -3,6 +3,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
+from accounts.services import api_key_create
 from counters import services
 from counters.models import Counter
 from tests.helpers import redis_value
@@ -61,7 +62,13 @@ def test_set_action_asks_for_a_value_then_sets_it_through_the_service(staff_clie
         "/admin/counters/counter/", {"action": "set_value", "_selected_action": pks, "apply": "1", "value": "-4"}
     )
     assert bad.status_code == 200
-    assert "Ensure this value is greater than or equal to 0." in bad.text
+    assert "Must be a whole number (a JSON integer, or ASCII digits in a form)." in bad.text  # the API's rule
+    assert redis_value(alice, "default") == 0
+    for value, message in [("1.0", "Must be a whole number"), (str(2**63), "Must be from 0 to 9223372036854775807.")]:
+        bad = staff_client.post(
+            "/admin/counters/counter/", {"action": "set_value", "_selected_action": pks, "apply": "1", "value": value}
+        )
+        assert message in bad.text
     assert redis_value(alice, "default") == 0
     done = staff_client.post(
         "/admin/counters/counter/",
@@ -122,3 +129,27 @@ def test_api_keys_are_listed_and_revoked_from_the_admin(staff_client, alice):
     staff_client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [row.pk]})
     assert not ApiKey.objects.exists()
     assert client.get("/api/counters").status_code == 401
+
+
+def test_filter_by_owner_keeps_the_search_and_each_owner_links_to_it(staff_client, alice, bob):
+    services.counter_create(owner_id=bob.id, name="builds", value=7)
+    services.counter_create(owner_id=alice.id, name="builds", value=3)
+    r = staff_client.get("/admin/counters/counter/?owner=BOB")
+    assert value_cells(r.text) == ["7", "0"]  # bob/builds, bob/default: usernames ignore case
+    r = staff_client.get("/admin/counters/counter/?owner=bob&q=builds")
+    assert value_cells(r.text) == ["7"]
+    assert '<input type="hidden" name="q" value="builds">' in r.text  # the filter form keeps the search
+    listing = staff_client.get("/admin/counters/counter/").text
+    assert '<a href="/admin/counters/counter/?owner=alice" title="Only the counters of alice">alice</a>' in listing
+
+
+def test_a_users_page_shows_their_counters_with_live_values_and_their_keys(staff_client, alice, redis_round_trips):
+    services.counter_create(owner_id=alice.id, name="invoices", value=41)
+    api_key_create(user_id=alice.id, name="billing")
+    redis_round_trips.clear()
+    r = staff_client.get(f"/admin/auth/user/{alice.pk}/change/")
+    assert r.status_code == 200
+    values = re.findall(r'<td class="field-value">\s*<p>([^<]*)</p>', r.text)
+    assert values == ["0", "41"]  # default, invoices
+    assert redis_round_trips == ["hmget"]
+    assert "billing" in r.text
