@@ -72,6 +72,13 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+def describe(exc: Exception) -> exceptions.APIException | None:
+    """The API's answer to a domain or dependency error (status, message, code), for the pages
+    of the web app to say the same thing; None for an exception the API would not expect."""
+    translated = _translate(exc)
+    return translated if isinstance(translated, exceptions.APIException) else None
+
+
 def error_body(detail, code: str, **extra) -> dict:
     return {"detail": str(detail), "code": str(code), **extra}
 

@@ -3,8 +3,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import web as account_pages
+from accounts.urls import route
 from accounts.views import ApiKeyViewSet
 from counters import v1
+from counters import web as counter_pages
+from counters.models import NAME_PATTERN
 from counters.views import CounterViewSet
 from incrementific import schema, views  # noqa: F401  (importing schema registers its OpenAPI extensions)
 
@@ -19,6 +23,21 @@ class Router(DefaultRouter):
         super().__init__()
         self.trailing_slash = "/?"
 
+
+# The web app for people in a browser (sessions, forms): accounts/web.py and counters/web.py.
+web_urlpatterns = [
+    path("", counter_pages.home, name="home"),
+    route("signup", account_pages.signup, "signup"),
+    route("login", account_pages.login_page, "login"),
+    route("logout", account_pages.logout_page, "logout"),
+    route("account", account_pages.account, "account"),
+    route("keys", account_pages.keys, "keys"),
+    route("keys/(?P<key_id>[0-9]{1,18})/revoke", account_pages.key_revoke, "key-revoke"),
+    route("counters", counter_pages.create, "counter-create"),
+    route(rf"counters/(?P<name>{NAME_PATTERN})/next", counter_pages.take_next, "counter-next"),
+    route(rf"counters/(?P<name>{NAME_PATTERN})/set", counter_pages.set_value, "counter-set"),
+    route(rf"counters/(?P<name>{NAME_PATTERN})/delete", counter_pages.delete, "counter-delete"),
+]
 
 router = Router()
 router.register("counters", CounterViewSet, basename="counter")
@@ -38,6 +57,7 @@ urlpatterns = [
     re_path(r"^(?:v1/)?next/?$", v1.V1NextView.as_view(), name="v1-next"),
     re_path(r"^(?:v1/)?current/?$", v1.V1CurrentView.as_view(), name="v1-current"),
     re_path(r"^(?:v1/)?set/?$", v1.V1SetView.as_view(), name="v1-set"),
+    path("", include((web_urlpatterns, "web"))),
 ]
 
 handler400 = "incrementific.views.bad_request"
