@@ -1,0 +1,374 @@
+"""The web app, the admin and the browsable API in a real, headless Chromium.
+
+Debian's chromium and chromium-driver, driven by Selenium against pytest-django's live server,
+with the session's real Redis and a real database. Each flow saves screenshots (PNG) under
+tests/screenshots/ (or $SCREENSHOTS_DIR) for a person to look at. Without Chromium the whole
+module is skipped with one line saying why; `.ci/run` installs it.
+"""
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+
+from accounts.models import ApiKey
+from counters import services
+from counters.models import Counter
+from tests.helpers import redis_value
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+    pytest.skip(
+        f"browser tests need {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver (.ci/run does)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "a-long-enough-passphrase"
+NOT_A_WHOLE_NUMBER = "Must be a whole number (a JSON integer, or ASCII digits in a form)."  # the API's words
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", Path(__file__).parent / "screenshots"))
+LAPTOP = (1280, 900)
+PHONE = (390, 844)
+
+
+@pytest.fixture(scope="module")
+def driver():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="incrementific-chromium-")
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",  # root in a container has no user namespaces for the sandbox
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        # This machine's network is closed: without these, Chromium keeps dialling Google.
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-features=Translate,OptimizationHints,MediaRouter",
+        f"--user-data-dir={profile}",
+        f"--window-size={LAPTOP[0]},{LAPTOP[1]}",
+    ]:
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield browser
+    browser.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def site(live_server, driver, monkeypatch):
+    """The browser on the live server, logged out, at laptop size. Static files go through
+    whitenoise from the collected, hashed files, as in production (the live server's own static
+    handler only knows unhashed names)."""
+    monkeypatch.setattr(StaticFilesHandler, "_should_handle", lambda self, path: False)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(*LAPTOP)
+    driver.get(live_server.url + "/healthz")
+    driver.delete_all_cookies()
+    return Site(driver, live_server.url)
+
+
+class Site:
+    def __init__(self, driver, url: str):
+        self.driver = driver
+        self.url = url
+
+    def visit(self, path: str):
+        self.driver.get(self.url + path)
+
+    def wait(self, condition, timeout: float = 10):
+        return WebDriverWait(self.driver, timeout).until(condition)
+
+    def find(self, css: str):
+        return self.wait(EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+    def labelled(self, label: str):
+        """The input a visible <label> names, found the way a person finds it."""
+        for element in self.driver.find_elements(By.TAG_NAME, "label"):
+            if element.text.strip() == label:
+                return self.driver.find_element(By.ID, element.get_attribute("for"))
+        raise AssertionError(f"no input is labelled {label!r}")
+
+    def fill(self, label: str, text: str):
+        field = self.labelled(label)
+        field.clear()
+        field.send_keys(text)
+
+    def press(self, text: str, within: str = "main"):
+        """Clicks the button or link named `text`, as a screen reader names it (its text, hidden
+        parts included: the page says "Next" and a screen reader "Next value of invoices"),
+        and waits until the browser has left the page."""
+        scope = self.driver.find_element(By.CSS_SELECTOR, within)
+        for element in scope.find_elements(By.CSS_SELECTOR, "button, a, input[type=submit]"):
+            name = " ".join((element.get_attribute("textContent") or element.get_attribute("value") or "").split())
+            if name == text and element.is_displayed():
+                old_page = self.driver.find_element(By.TAG_NAME, "html")
+                element.click()
+                self.wait(EC.staleness_of(old_page))
+                return
+        raise AssertionError(f"no button or link {text!r} in {within}")
+
+    def text(self, css: str = "main") -> str:
+        return self.find(css).text
+
+    def counter_value(self, name: str) -> str:
+        return self.find(f'[id="c-{name}"] [data-value]').text
+
+    def errors_of(self, label: str) -> list[str]:
+        field = self.labelled(label)
+        described = (field.get_attribute("aria-describedby") or "").split()
+        return [
+            item.text
+            for ident in described
+            if ident.endswith("-errors")
+            for item in self.driver.find_elements(By.CSS_SELECTOR, f'[id="{ident}"] li')
+        ]
+
+    def screenshot(self, name: str) -> Path:
+        """The whole page, not only the window, as a PNG under SCREENSHOTS."""
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+        )
+        path = SCREENSHOTS / f"{name}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def api(self, method: str, path: str, key: str) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            self.url + path, method=method, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+def sign_up(site: Site, username: str):
+    site.visit("/")
+    site.press("Create an account")
+    site.fill("Username", username)
+    site.fill("Password", PASSWORD)
+    site.press("Sign up")
+    site.wait(EC.title_contains("Your counters"))
+
+
+def test_sign_up_create_next_set_delete_log_out_and_in(site):
+    site.visit("/")
+    assert "Numbers that never repeat." in site.text("h1")
+    site.screenshot("01-landing")
+
+    # A password the API refuses is refused here with the API's words, next to the field.
+    site.press("Create an account")
+    site.fill("Username", "carol")
+    site.fill("Password", "12345678")
+    site.press("Sign up")
+    site.wait(EC.title_contains("Sign up"))
+    assert site.errors_of("Password") == ["This password is too common.", "This password is entirely numeric."]
+    assert not get_user_model().objects.filter(username="carol").exists()
+    site.screenshot("02-signup-error")
+
+    site.fill("Password", PASSWORD)
+    site.press("Sign up")
+    site.wait(EC.title_contains("Your counters"))
+    assert "Welcome, carol." in site.text(".messages")
+    assert site.counter_value("default") == "0"
+    carol = get_user_model().objects.get(username="carol")
+
+    site.fill("Name", "invoices")
+    site.fill("Starting value (optional)", "41")
+    site.press("Create")
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Created “invoices” at 41."))
+    assert site.counter_value("invoices") == "41"
+
+    for expected in (42, 43, 44):
+        site.press("Next value of invoices", within='[id="c-invoices"]')
+        site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), f"invoices: {expected}"))
+        assert site.counter_value("invoices") == str(expected)
+    assert redis_value(carol, "invoices") == 44
+    site.screenshot("03-counters-after-next")
+
+    # A set the API would refuse changes nothing, and says why next to the box.
+    site.fill("New value of invoices", "1e3")
+    site.press("Set invoices", within='[id="c-invoices"]')
+    site.wait(EC.presence_of_element_located((By.CSS_SELECTOR, '[id="set-invoices-errors"]')))
+    assert (
+        site.text('[id="set-invoices-errors"]') == "Must be a whole number (a JSON integer, or ASCII digits in a form)."
+    )
+    assert site.labelled("New value of invoices").get_attribute("value") == "1e3"
+    assert redis_value(carol, "invoices") == 44
+    site.screenshot("04-set-error")
+
+    site.fill("New value of invoices", "1000")
+    site.press("Set invoices", within='[id="c-invoices"]')
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Set “invoices” to 1000."))
+    assert site.counter_value("invoices") == "1000"
+    assert redis_value(carol, "invoices") == 1000
+
+    site.press("Delete invoices", within='[id="c-invoices"]')
+    site.wait(EC.title_contains("Delete invoices"))
+    assert "Its value is 1000." in site.text()
+    site.screenshot("05-delete-confirm")
+    site.press("Delete counter")
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Deleted “invoices”."))
+    assert site.driver.find_elements(By.CSS_SELECTOR, '[id="c-invoices"]') == []
+    assert list(Counter.objects.filter(owner=carol).values_list("name", flat=True)) == ["default"]
+    assert redis_value(carol, "invoices") is None
+
+    site.press("Log out", within="header")
+    site.wait(EC.title_contains("Log in"))
+    assert "You are logged out." in site.text(".messages")
+    site.visit("/keys")  # a page that needs a login sends the browser to log in first
+    site.wait(EC.title_contains("Log in"))
+    site.fill("Username", "carol")
+    site.fill("Password", "not-the-password")
+    site.press("Log in", within="main")
+    site.wait(EC.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
+    assert site.text("[role=alert]") == "No active account found with the given credentials"
+    site.screenshot("06-login-error")
+    site.fill("Password", PASSWORD)
+    site.press("Log in", within="main")
+    site.wait(EC.title_contains("API keys"))  # back where the login began
+
+
+def test_an_api_key_is_shown_once_copied_works_and_is_revoked(site):
+    sign_up(site, "dave")
+    site.press("API keys", within="header")
+    site.wait(EC.title_contains("API keys"))
+    site.fill("What it is for", "")
+    site.press("Create key")
+    site.wait(EC.title_contains("API keys"))
+    assert site.errors_of("What it is for") == ["This field may not be blank."]
+
+    site.fill("What it is for", "billing server")
+    site.press("Create key")
+    secret = site.find("#new-key-value").get_attribute("value")
+    assert secret.startswith("inc_") and len(secret) == 47
+    site.screenshot("07-new-key")
+    copy = site.driver.find_element(By.CSS_SELECTOR, 'button[data-copy="#new-key-value"]')
+    copy.click()
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, 'button[data-copy="#new-key-value"]'), "Copied"))
+
+    # The key works from code, as the page's curl line says.
+    assert f"Authorization: Bearer {secret}" in site.text("#new-key-curl")
+    assert site.api("POST", "/api/counters/default/next", secret)[0] == 200
+
+    # Shown once: the list shows its prefix only, and a reload does not show it again.
+    site.visit("/keys")
+    assert secret not in site.driver.page_source
+    assert f"{secret[:12]}…" in site.text("table")
+
+    site.press("Revoke billing server", within="table")
+    site.wait(EC.title_contains("Revoke a key"))
+    site.press("Revoke key")
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "Revoked the key “billing server”"))
+    assert ApiKey.objects.count() == 0
+    status, body = site.api("POST", "/api/counters/default/next", secret)
+    assert (status, body) == (401, {"detail": "Invalid or revoked API key.", "code": "invalid_api_key"})
+
+
+def test_the_keyboard_alone_takes_the_next_value_and_focus_is_visible(site):
+    sign_up(site, "erin")
+    body = site.driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    first = site.driver.switch_to.active_element
+    assert first.text == "Skip to content"
+    # Tab until the Next button of "default" holds the focus, then press Enter.
+    for _ in range(30):
+        site.driver.switch_to.active_element.send_keys(Keys.TAB)
+        focused = site.driver.switch_to.active_element
+        if focused.get_attribute("textContent").strip() == "Next value of default":
+            break
+    else:
+        raise AssertionError("Tab never reached the Next button")
+    outline = site.driver.execute_script(
+        "const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth];"
+    )
+    assert outline == ["solid", "3px"]
+    site.screenshot("08-keyboard-focus")
+    old_page = site.driver.find_element(By.TAG_NAME, "html")
+    focused.send_keys(Keys.ENTER)
+    site.wait(EC.staleness_of(old_page))
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "default: 1"))
+    erin = get_user_model().objects.get(username="erin")
+    assert redis_value(erin, "default") == 1
+
+
+def test_the_counters_page_fits_a_phone(site):
+    sign_up(site, "frank")
+    site.driver.set_window_size(*PHONE)
+    site.visit("/")
+    overflow = site.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
+    assert overflow <= 0
+    for label in ("Name", "New value of default"):
+        site.screenshot("09-phone")
+        assert site.labelled(label).size["width"] > 200  # inputs span the narrow screen
+    site.screenshot("09-phone")
+
+
+def test_admin_shows_live_values_and_sets_them(site, alice, bob):
+    get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    services.counter_set(owner_id=alice.id, name="default", value=7)
+    services.counter_create(owner_id=bob.id, name="builds", value=12)
+    site.visit("/admin/")
+    site.find("#id_username").send_keys("root")
+    site.find("#id_password").send_keys(PASSWORD + Keys.ENTER)
+    site.wait(EC.title_contains("Users, counters and keys"))
+    site.visit("/admin/counters/counter/")
+    values = lambda: [cell.text for cell in site.driver.find_elements(By.CSS_SELECTOR, "td.field-value")]  # noqa: E731
+    assert values() == ["7", "12", "0"]  # alice/default, bob/builds, bob/default
+    site.screenshot("10-admin-counters")
+
+    for checkbox in site.driver.find_elements(By.CSS_SELECTOR, "input.action-select")[:2]:
+        checkbox.click()
+    Select(site.find("select[name=action]")).select_by_value("set_value")
+    site.driver.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+    site.wait(EC.title_contains("Set counters to a value"))
+    site.find("#id_value").send_keys("500")
+    site.screenshot("11-admin-set-form")
+    site.driver.find_element(By.CSS_SELECTOR, "input[name=apply]").click()
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messagelist"), "Set 2 counter(s) to 500."))
+    assert values() == ["500", "500", "0"]
+    assert (redis_value(alice, "default"), redis_value(bob, "builds"), redis_value(bob, "default")) == (500, 500, 0)
+
+
+def test_browsable_api_log_in_and_post_next(site, alice):
+    site.visit("/api-auth/login/?next=/api/counters/default/next")
+    site.find("#id_username").send_keys("alice")
+    site.find("#id_password").send_keys(PASSWORD + Keys.ENTER)
+    site.wait(EC.title_contains("Next"))
+    site.find("form#post-generic-content-form, form[action='/api/counters/default/next']")
+    buttons = [b for b in site.driver.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "POST"]
+    assert buttons, "the browsable API shows a POST button for next"
+    buttons[0].click()
+    try:
+        site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".response-info"), "HTTP 200 OK"))
+    except TimeoutException:
+        raise AssertionError(site.text("body")) from None
+    assert '"value": 1' in site.text(".response-info")
+    assert redis_value(alice, "default") == 1
+    site.screenshot("12-browsable-api-next")
