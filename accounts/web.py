@@ -156,4 +156,12 @@ def key_revoke(request, key_id: int):
             pass  # revoked meanwhile: the outcome the person asked for
         messages.success(request, f"Revoked the key “{key.name}” ({key.prefix}…). It stops working now.")
         return redirect("web:keys")
-    return render(request, "web/key_revoke.html", {"key": key})
+    context = {
+        "key": key,
+        "title": "Revoke a key",
+        "question": f"Revoke the key “{key.name}”?",
+        "action": reverse("web:key-revoke", args=[key.pk]),
+        "confirm": "Revoke key",
+        "cancel": reverse("web:keys"),
+    }
+    return render(request, "web/key_revoke.html", context)

@@ -134,7 +134,15 @@ def delete(request, name: str):
         state = services.counter_get(owner_id=request.user.id, name=name)
     except services.CounterNotFound:
         return _not_found(request)
-    return render(request, "web/counter_delete.html", {"name": name, "value": state.value})
+    context = {
+        "value": state.value,
+        "title": f"Delete {name}",
+        "question": f"Delete “{name}”?",
+        "action": reverse("web:counter-delete", args=[name]),
+        "confirm": "Delete counter",
+        "cancel": reverse("web:home") + f"#c-{name}",
+    }
+    return render(request, "web/counter_delete.html", context)
 
 
 def _not_found(request):

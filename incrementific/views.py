@@ -4,6 +4,8 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -73,7 +75,23 @@ def permission_denied(request, exception=None):
 
 
 def csrf_failure(request, reason=""):
+    if _is_web_page(request):
+        # A page left open across a log-out or a log-in elsewhere posts a stale token; the
+        # person gets a page that says what to do, not JSON.
+        return render(request, "web/csrf_failure.html", status=403)
     return JsonResponse(error_body(f"CSRF verification failed: {reason}", "csrf_failed"), status=403)
+
+
+def _is_web_page(request) -> bool:
+    match = request.resolver_match or _resolve(request.path_info)
+    return match is not None and match.namespace == "web"
+
+
+def _resolve(path: str):
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
 
 
 def not_found(request, exception=None):

@@ -294,3 +294,17 @@ def test_changing_the_password_keeps_this_browser_and_refuses_old_tokens(browser
     other = Client()
     assert other.post("/login", {"username": "alice", "password": PASSWORD}).status_code == 401
     assert other.post("/login", {"username": "alice", "password": "another-long-passphrase"}).status_code == 302
+
+
+def test_a_stale_form_gets_a_page_that_says_so_and_the_api_still_gets_json(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    r = client.post("/counters/default/next")
+    assert r.status_code == 403
+    assert r["Content-Type"] == "text/html; charset=utf-8"
+    assert "This form has expired" in r.text
+    r = client.post("/api/counters/default/next")
+    assert r.json()["code"] == "permission_denied"  # DRF's session check, as before
+    r = client.post("/admin/login/")
+    assert r.json()["code"] == "csrf_failed"
+    assert redis_value(alice, "default") == 0
