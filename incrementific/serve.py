@@ -67,6 +67,11 @@ def main() -> int:
         env["REDIS_URL"] = redis.url
         print(f"incrementific: private Redis on {redis.url}, data in {redis_dir}", flush=True)
 
+    # Ctrl-C, and a TERM from whatever supervises `make run`, both stop gunicorn and then Redis
+    # (a shell that starts us in the background hands down SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     gunicorn = None
     try:
@@ -93,6 +98,10 @@ def main() -> int:
         if redis is not None:
             redis.stop()
             print("incrementific: private Redis stopped", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
