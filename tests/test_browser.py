@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 
 from accounts.models import ApiKey
+from accounts.services import api_key_create
 from counters import services
 from counters.models import Counter
 from tests.helpers import redis_value
@@ -405,3 +406,64 @@ def test_browsable_api_log_in_and_post_next(site, alice):
         assert shown in site.text(".response-info")
     site.screenshot("13-browsable-api-set")
     assert redis_value(alice, "default") == 77
+
+
+# For each visible input, button and link: its label or name, and the contrast of its text
+# against the background it is drawn on (WCAG's formula; the first opaque background up).
+AUDIT = """
+const luminance = (rgb) => {
+  const [r, g, b] = rgb.map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const parse = (color) => color.match(/[\\d.]+/g).map(Number);
+const background = (el) => {
+  for (; el; el = el.parentElement) {
+    const c = parse(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const contrast = (el) => {
+  const [a, b] = [luminance(parse(getComputedStyle(el).color).slice(0, 3)), luminance(background(el))];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+};
+const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+const problems = [];
+for (const input of document.querySelectorAll("input:not([type=hidden])")) {
+  if (!shown(input)) continue;
+  const label = input.labels && input.labels.length ? input.labels[0].textContent : input.getAttribute("aria-label");
+  if (!(label || "").trim()) problems.push(`input ${input.name} has no label`);
+}
+for (const el of document.querySelectorAll("button, a, label, p, li, h1, h2, h3, td, th, code, dd, dt")) {
+  if (!shown(el) || el.closest(".visually-hidden, .skip")) continue;
+  if ((el.matches("button, a")) && !el.textContent.trim()) problems.push(`${el.tagName} without a name`);
+  const ratio = contrast(el);
+  if (el.textContent.trim() && ratio < 4.5) {
+    problems.push(`${el.tagName} "${el.textContent.trim().slice(0, 30)}" contrast ${ratio.toFixed(2)}`);
+  }
+}
+return problems;
+"""
+
+
+def test_every_page_labels_its_inputs_names_its_buttons_and_has_enough_contrast(site, alice):
+    services.counter_create(owner_id=alice.id, name="invoices", value=3)
+    key, _ = api_key_create(user_id=alice.id, name="ci")
+    pages = ["/", "/signup", "/login"]
+    for path in pages:
+        site.visit(path)
+        assert site.driver.execute_script(AUDIT) == [], path
+    site.visit("/login")
+    site.fill("Username", "alice")
+    site.fill("Password", PASSWORD)
+    site.press("Log in", within="main")
+    site.wait(EC.title_contains("Your counters"))
+    for path in ["/", "/keys", "/account", "/counters/invoices/delete", f"/keys/{key.pk}/revoke"]:
+        site.visit(path)
+        assert site.driver.title and "Not found" not in site.driver.title, path
+        assert site.driver.execute_script(AUDIT) == [], path
+    # An error state too: the red of an error against its own background.
+    site.visit("/")
+    site.fill("New value of invoices", "x")
+    site.press("Set invoices", within='[id="c-invoices"]')
+    assert site.driver.execute_script(AUDIT) == []
