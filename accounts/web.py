@@ -26,7 +26,8 @@ from accounts.services import (
 )
 from accounts.throttling import AddressThrottle
 from accounts.views import login_username
-from incrementific.web import next_url, page, validated
+from counters.web import next_url
+from incrementific.web import page, validated
 
 # The token endpoint's own words for a wrong username or password.
 WRONG_CREDENTIALS = str(TokenObtainSerializer.default_error_messages["no_active_account"])

@@ -15,9 +15,17 @@ from counters import services
 from counters.selectors import counter_list
 from counters.serializers import CounterCreateSerializer, CounterSetSerializer
 from incrementific.exceptions import describe
-from incrementific.web import next_url, page, validated
+from incrementific.web import page, validated
 
 PAGE_SIZE = 50
+
+
+def next_url(request, name: str | None = None) -> str:
+    """The absolute API address of `next` for one of the user's counters (the first by name,
+    or "default"), for the "use it from curl" examples."""
+    if name is None:
+        name = counter_list(owner_id=request.user.id).values_list("name", flat=True).first() or "default"
+    return request.build_absolute_uri(reverse("counter-next", kwargs={"name": name}))
 
 
 def _message(exc: Exception) -> str:

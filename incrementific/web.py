@@ -9,12 +9,10 @@ from functools import wraps
 
 from django.db import DatabaseError
 from django.shortcuts import render
-from django.urls import reverse
 from rest_framework import exceptions
 
 from accounts.ratelimit import RateLimited
 from counters import store
-from counters.selectors import counter_list
 from incrementific.exceptions import describe
 
 # The pages load their own script and style sheet and nothing else, inline or from elsewhere.
@@ -41,14 +39,6 @@ def validated(serializer_class, data, **kwargs) -> tuple[dict | None, dict[str, 
     if serializer.is_valid():
         return serializer.validated_data, {}
     return None, {field: [str(message) for message in messages] for field, messages in serializer.errors.items()}
-
-
-def next_url(request, name: str | None = None) -> str:
-    """The absolute API address of `next` for one of the user's counters (the first by name,
-    or "default"), for the "use it from curl" examples."""
-    if name is None:
-        name = counter_list(owner_id=request.user.id).values_list("name", flat=True).first() or "default"
-    return request.build_absolute_uri(reverse("counter-next", kwargs={"name": name}))
 
 
 def page(view):
