@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres soak fuzz bench lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres soak fuzz bench bench-ir lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -40,6 +40,12 @@ bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) -m tests.bench --big
+
+# Instructions per `next` in-process under valgrind's callgrind: a figure the machine's noise cannot move.
+bench-ir: install
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq valgrind; } \
+		|| { echo "make bench-ir needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
+	$(PY) -m tests.bench_ir
 
 # schemathesis against a live server from the OpenAPI schema, with many examples per endpoint.
 fuzz: install

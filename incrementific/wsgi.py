@@ -1,7 +1,51 @@
+"""The WSGI application: Django's, in two arrangements of middleware.
+
+A request that carries `Authorization: Bearer ...` to the API (a token or an API key) never uses
+a session, a CSRF cookie or a flash message: DRF authenticates it from the header alone and
+refuses it if the header is bad, never falling back to a session. Such requests go through a
+handler without those four middlewares (a few percent of `next`, BENCHMARKS.md); everything
+else, the web app, the admin and the browsable API with their cookies, through the full list.
+The security headers and the body limit are in both.
+"""
+
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incrementific.settings")
+django.setup(set_prefix=False)
 
-application = get_wsgi_application()
+# What only a browser with cookies needs.
+BROWSER_ONLY = {
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+}
+# The API's paths, with the prototype's (incrementific/urls.py); not /api-auth/ (a login form).
+API_PATHS = ("/api/", "/v1/", "/next", "/current", "/set", "/register")
+
+
+def _handler(middleware: list[str]) -> WSGIHandler:
+    # WSGIHandler reads settings.MIDDLEWARE once, when it is made; this runs at import, before
+    # any request, so no request can see the shorter list.
+    full = settings.MIDDLEWARE
+    settings.MIDDLEWARE = middleware
+    try:
+        return WSGIHandler()
+    finally:
+        settings.MIDDLEWARE = full
+
+
+browser_application = WSGIHandler()
+bearer_application = _handler([name for name in settings.MIDDLEWARE if name not in BROWSER_ONLY])
+
+
+def application(environ, start_response):
+    if environ.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer " and environ.get("PATH_INFO", "").startswith(
+        API_PATHS
+    ):
+        return bearer_application(environ, start_response)
+    return browser_application(environ, start_response)

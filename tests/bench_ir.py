@@ -1,0 +1,112 @@
+"""`python -m tests.bench_ir`: instructions per `next` request, counted by valgrind's callgrind.
+
+Requests per second on a shared machine drift by tens of percent from one minute to the next;
+instruction counts do not. Each handler of incrementific/wsgi.py (the full middleware list, and
+the one bearer requests to the API take) serves POST /api/counters/default/next with a JWT
+in-process, N times and 0 times under callgrind; the difference over N is the cost of one
+request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
+
+    python -m tests.bench_ir [--requests 300]
+"""
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HANDLERS = ["browser_application", "bearer_application"]
+
+
+def child(handler_name: str, n: int) -> None:
+    from django.core.management import call_command
+
+    from incrementific import wsgi
+
+    call_command("migrate", verbosity=0)
+    from accounts.services import user_register
+    from tests.conftest import bearer
+
+    token = bearer(user_register(username="bench", password="a-long-enough-passphrase"))
+    app = getattr(wsgi, handler_name)
+
+    def start_response(status, headers, exc_info=None):
+        assert status.startswith("200"), status
+
+    def request():
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/counters/default/next",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_AUTHORIZATION": token,
+            "CONTENT_LENGTH": "0",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        b"".join(app(environ, start_response))
+
+    for _ in range(20):  # first-request work (imports, caches) stays out of the difference
+        request()
+    for _ in range(n):
+        request()
+
+
+def instructions(handler_name: str, n: int, redis_url: str) -> int:
+    data_dir = tempfile.mkdtemp(prefix="incrementific-ir-")
+    out = Path(data_dir) / "callgrind.out"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "incrementific.settings",
+        "DEBUG": "False",
+        "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+        "JWT_SIGNING_KEY": "bench-only-jwt-key-" + "y" * 40,
+        "DATA_DIR": data_dir,
+        "REDIS_URL": redis_url,
+    }
+    run = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "tests.bench_ir",
+         "--child", handler_name, str(n)],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    for line in run.stderr.splitlines():
+        if "refs:" in line:
+            return int(line.split("refs:")[1].replace(",", "").strip())
+    raise RuntimeError(run.stderr[-2000:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--child", nargs=2, metavar=("HANDLER", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return 0
+
+    from incrementific.redis_server import RedisServer
+
+    servers = [RedisServer(Path(tempfile.mkdtemp(prefix="incrementific-ir-redis-"))).start() for _ in range(4)]
+    try:
+        runs = [(name, n) for name in HANDLERS for n in (0, args.requests)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            counts = list(pool.map(lambda job: instructions(*job[0], job[1].url), zip(runs, servers, strict=True)))
+    finally:
+        for server in servers:
+            server.stop()
+    per_request = {name: (counts[2 * i + 1] - counts[2 * i]) / args.requests for i, name in enumerate(HANDLERS)}
+    print(f"instructions per POST /api/counters/default/next with a JWT, in-process ({args.requests} requests):")
+    for name, count in per_request.items():
+        print(f"  {name:20} {count:12,.0f}")
+    print(f"  bearer/browser       {per_request['bearer_application'] / per_request['browser_application']:12.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
