@@ -91,7 +91,7 @@ def test_a_deleted_users_keys_stop(alice_key, alice):
     assert with_key(alice_key).get("/api/counters").json() == REVOKED
 
 
-@pytest.mark.parametrize("key", ["inc_", "inc_nope", "inc_" + "x" * 43])
+@pytest.mark.parametrize("key", ["inc_", "inc_nope", "inc_" + "x" * 43, "inc_\u00e9t\u00e9", "inc_\u00ff" * 11])
 def test_an_unknown_key_is_a_401(db, key):
     r = with_key(key).get("/api/counters")
     assert r.status_code == 401
