@@ -9,6 +9,7 @@ turn, round after round, so that the machine's drift falls on both alike.
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -17,6 +18,22 @@ from pathlib import Path
 
 from incrementific.redis_server import free_port
 from tests.bench import BASE_DIR, GUNICORN, Stack, wait_for, wrk
+
+
+def workers_cpu(master_pid: int) -> float:
+    """CPU seconds (user + system) used so far by the worker processes of a gunicorn master.
+    Divided by the requests served, it is the stack's cost per request: far steadier than
+    requests/s on a shared machine, where other tenants take the cores, not our instructions."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == master_pid:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def main() -> int:
@@ -47,17 +64,27 @@ def main() -> int:
         token = bearer(user_register(username="ab", password="a-long-enough-passphrase")).split()[1]
         path = "/api/counters/default/next"
         targets = {
-            "anchor": (f"http://127.0.0.1:{stack.anchor_port}/", {}),
-            args.ref: (f"http://127.0.0.1:{port}{path}", {"method": "POST", "token": token}),
-            "this tree": (f"http://127.0.0.1:{stack.app_port}{path}", {"method": "POST", "token": token}),
+            "anchor": (f"http://127.0.0.1:{stack.anchor_port}/", {}, stack.anchor.pid),
+            args.ref: (f"http://127.0.0.1:{port}{path}", {"method": "POST", "token": token}, ref_app.pid),
+            "this tree": (
+                f"http://127.0.0.1:{stack.app_port}{path}",
+                {"method": "POST", "token": token},
+                stack.app.pid,
+            ),
         }
         results = {name: [] for name in targets}
         for n in range(args.rounds):
-            for name, (url, kw) in targets.items():
-                results[name].append(wrk(url, args.connections, args.seconds, tmp, **kw))
+            for name, (url, kw, master) in targets.items():
+                before = workers_cpu(master)
+                result = wrk(url, args.connections, args.seconds, tmp, **kw)
+                result["cpu_us"] = (workers_cpu(master) - before) / result["requests"] * 1e6
+                results[name].append(result)
             print(
                 f"round {n + 1}: "
-                + ", ".join(f"{k} {v[-1]['rps']:.0f}/s p99 {v[-1]['p99']:.1f} ms" for k, v in results.items()),
+                + ", ".join(
+                    f"{k} {v[-1]['rps']:.0f}/s p99 {v[-1]['p99']:.1f} ms cpu {v[-1]['cpu_us']:.0f} us"
+                    for k, v in results.items()
+                ),
                 flush=True,
             )
     finally:
@@ -73,12 +100,17 @@ def main() -> int:
         return 1
     anchor = statistics.median(r["rps"] for r in results["anchor"])
     anchor_p99 = statistics.median(r["p99"] for r in results["anchor"])
+    anchor_cpu = statistics.median(r["cpu_us"] for r in results["anchor"])
     print(f"medians of {args.rounds} rounds, {args.seconds} s each, {args.connections} connections:")
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
+        cpu = statistics.median(r["cpu_us"] for r in runs)
         ratio, p99_ratio = rps / anchor, p99 / anchor_p99
-        print(f"  {name:<12} {rps:6.0f} req/s ({ratio:.2f} of the anchor)  p99 {p99:5.1f} ms ({p99_ratio:.2f}x)")
+        print(
+            f"  {name:<12} {rps:6.0f} req/s ({ratio:.2f} of the anchor)  p99 {p99:5.1f} ms ({p99_ratio:.2f}x)"
+            f"  workers' CPU {cpu:5.0f} us/request ({anchor_cpu / cpu:.2f} of the anchor's rate)"
+        )
     return 0
 
 
