@@ -10,7 +10,7 @@ import time
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from counters.store import CounterStoreUnavailable
+from counters.store import CounterStoreUnavailable, run_script
 
 ALIAS = "counters"
 # last-used times are written back at most this often, so a busy key costs no write per request
@@ -36,12 +36,7 @@ def _client():
 
 def lookup(hashed: str) -> tuple[int, bool] | None:
     """(user id, whether this use should be recorded in SQL), or None if not cached."""
-    try:
-        client = _client()
-        # register_script sends EVALSHA, and the script itself when Redis has forgotten it.
-        reply = client.register_script(_LOOKUP)(keys=[key(hashed)], args=[int(time.time()), TOUCH_SECONDS])
-    except RedisError as exc:
-        raise CounterStoreUnavailable(str(exc)) from exc
+    reply = run_script(_LOOKUP, [key(hashed)], [int(time.time()), TOUCH_SECONDS])
     return None if reply is None else (int(reply[0]), reply[1] == 1)
 
 

@@ -17,6 +17,7 @@ values: HINCRBY adds exactly in 64 bits (and refuses to overflow), and compariso
 on the decimal strings.
 """
 
+import functools
 import hashlib
 import logging
 import time
@@ -169,7 +170,10 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'l', ARGV[2], 'c', ARGV[3])
 return 1
 """
 
-_SHAS = {src: hashlib.sha1(src.encode()).hexdigest() for src in (_NEXT, _SET, _RESTORE, _CREATE)}
+
+@functools.cache
+def _sha(src: str) -> str:
+    return hashlib.sha1(src.encode()).hexdigest()
 
 
 def _client():
@@ -181,12 +185,13 @@ def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
     return CounterStoreUnavailable(str(exc))
 
 
-def _script(src: str, keys: list[str], args: list) -> object:
-    """One round trip: EVALSHA, or EVAL when Redis restarted and lost its script cache."""
+def run_script(src: str, keys: list[str], args: list) -> object:
+    """Run a Lua script in one round trip: EVALSHA, or EVAL when Redis restarted and lost its
+    script cache. The one way this project runs a script (accounts/keystore.py uses it too)."""
     client = _client()
     try:
         try:
-            return client.evalsha(_SHAS[src], len(keys), *keys, *args)
+            return client.evalsha(_sha(src), len(keys), *keys, *args)
         except NoScriptError:
             return client.eval(src, len(keys), *keys, *args)
     except RedisError as exc:
@@ -255,7 +260,7 @@ def check_not_revoked(owner_id: int, token_rev: int) -> None:
 def _change(src, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, token_rev: int | None):
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
     keys = [key(owner_id, name), revocation_key(owner_id), *rate_keys]
-    reply = _script(
+    reply = run_script(
         src, keys, [amount, "" if raise_to is None else raise_to, *rate_args, "" if token_rev is None else token_rev]
     )
     if reply[0] == 4:
@@ -361,12 +366,12 @@ def get_many(
 
 def create(owner_id: int, name: str, *, value: int, limit: int, created: str) -> None:
     """Write a new counter's state, replacing any left over under the same key."""
-    _script(_CREATE, [key(owner_id, name)], [value, limit, created])
+    run_script(_CREATE, [key(owner_id, name)], [value, limit, created])
 
 
 def restore(owner_id: int, name: str, *, value: int, created: str) -> bool:
     """Put back a forgotten counter at ``value`` (also its limit). False if it was there."""
-    return _script(_RESTORE, [key(owner_id, name)], [value, created]) == 1
+    return run_script(_RESTORE, [key(owner_id, name)], [value, created]) == 1
 
 
 def delete(owner_id: int, name: str) -> None:

@@ -157,3 +157,12 @@ def test_a_key_id_that_is_not_a_number_is_a_404(alice_client, path):
     r = alice_client.delete(path)
     assert r.status_code == 404
     assert r.json() == NOT_FOUND
+
+
+def test_a_key_still_works_after_redis_forgets_its_scripts(alice_key, alice, redis_conn, redis_round_trips):
+    assert with_key(alice_key).post("/api/counters/default/next").json()["value"] == 1
+    redis_conn.script_flush()
+    redis_round_trips.clear()
+    assert with_key(alice_key).post("/api/counters/default/next").json()["value"] == 2
+    # The key's lookup and the counter's script each find their script gone and send it once.
+    assert redis_round_trips == ["evalsha", "eval", "evalsha", "eval"]
