@@ -24,6 +24,10 @@ class Router(DefaultRouter):
         self.trailing_slash = "/?"
 
 
+# Where the API answers, the prototype's paths included: bearer requests here skip the cookie
+# middleware (wsgi.py), and a miss here is a JSON 404 even for a browser (views.not_found).
+API_PATH_PREFIXES = ("/api/", "/v1/", "/next", "/current", "/set", "/register")
+
 # The web app for people in a browser (sessions, forms): accounts/web.py and counters/web.py.
 web_urlpatterns = [
     path("", counter_pages.home, name="home"),

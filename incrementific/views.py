@@ -95,6 +95,12 @@ def _resolve(path: str):
 
 
 def not_found(request, exception=None):
+    # A person who mistypes an address in a browser gets a page; the API and its clients
+    # (curl sends */*) get JSON, on its own paths always.
+    from incrementific.urls import API_PATH_PREFIXES  # here: the URLconf imports this module
+
+    if "text/html" in request.headers.get("Accept", "") and not request.path_info.startswith(API_PATH_PREFIXES):
+        return render(request, "web/not_found.html", {"what": "page"}, status=404)
     return JsonResponse(error_body("Not found.", "not_found"), status=404)
 
 

@@ -17,6 +17,8 @@ from django.core.handlers.wsgi import WSGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incrementific.settings")
 django.setup(set_prefix=False)
 
+from incrementific.urls import API_PATH_PREFIXES  # noqa: E402  (needs the apps loaded)
+
 # What only a browser with cookies needs.
 BROWSER_ONLY = {
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -24,8 +26,6 @@ BROWSER_ONLY = {
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 }
-# The API's paths, with the prototype's (incrementific/urls.py); not /api-auth/ (a login form).
-API_PATHS = ("/api/", "/v1/", "/next", "/current", "/set", "/register")
 
 
 def _handler(middleware: list[str]) -> WSGIHandler:
@@ -45,7 +45,7 @@ bearer_application = _handler([name for name in settings.MIDDLEWARE if name not 
 
 def application(environ, start_response):
     if environ.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer " and environ.get("PATH_INFO", "").startswith(
-        API_PATHS
+        API_PATH_PREFIXES
     ):
         return bearer_application(environ, start_response)
     return browser_application(environ, start_response)

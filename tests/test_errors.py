@@ -82,3 +82,13 @@ def test_an_unknown_format_is_a_json_404_not_a_500(alice_client, path):
     r = alice_client.get(path)
     assert r.status_code == 404
     assert r.json() in (NOT_FOUND, {"message": "Not found."})
+
+
+def test_a_browser_gets_a_page_for_an_unknown_address_and_the_api_stays_json(client, db):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    r = client.get("/no/such/page", HTTP_ACCEPT=browser)
+    assert (r.status_code, r["Content-Type"]) == (404, "text/html; charset=utf-8")
+    assert "No such page" in r.text
+    for path, accept in [("/api/nothing", browser), ("/v1/nothing", browser), ("/no/such/page", "*/*")]:
+        r = client.get(path, HTTP_ACCEPT=accept)
+        assert (r.status_code, r.json()) == (404, NOT_FOUND), path
