@@ -29,7 +29,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
-_FAILURES = (store.CounterStoreUnavailable, DatabaseError, RateLimited, store.RateLimited, store.TokenRevoked)
+_FAILURES = (store.CounterStoreUnavailable, DatabaseError, RateLimited, store.RateLimited)
 
 
 def validated(serializer_class, data, **kwargs) -> tuple[dict | None, dict[str, list[str]]]:
