@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, OperationalError
 from django.test import Client, override_settings
 
 from accounts.models import ApiKey
@@ -308,3 +309,23 @@ def test_a_stale_form_gets_a_page_that_says_so_and_the_api_still_gets_json(alice
     r = client.post("/admin/login/")
     assert r.json()["code"] == "csrf_failed"
     assert redis_value(alice, "default") == 0
+
+
+def test_a_database_outage_is_a_503_page_with_the_apis_words(browser, monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr("counters.web.counter_list", down)
+    r = browser.get("/")
+    assert r.status_code == 503
+    assert "The database is unavailable, try again." in r.text
+    assert "database_unavailable" in r.text
+
+
+def test_a_bug_in_a_page_stays_a_500_not_an_outage(browser, monkeypatch):
+    def broken(**kwargs):
+        raise IntegrityError("a broken constraint is a bug")
+
+    monkeypatch.setattr("counters.web.counter_list", broken)
+    with pytest.raises(IntegrityError):  # the test client re-raises what Django would log as a 500
+        browser.get("/")
