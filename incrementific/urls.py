@@ -56,6 +56,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
+    # Browsers ask for /favicon.ico on any page that names no icon (the JSON ones, say).
+    path("favicon.ico", views.FaviconView.as_view()),
     # The prototype's paths, with and without /v1 (counters/v1.py).
     re_path(r"^(?:v1/)?register/?$", v1.V1RegisterView.as_view(), name="v1-register"),
     re_path(r"^(?:v1/)?next/?$", v1.V1NextView.as_view(), name="v1-next"),

@@ -5,7 +5,9 @@ import logging
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import Resolver404, resolve
+from django.views.generic import RedirectView
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -63,6 +65,17 @@ def _health() -> dict[str, str]:
     except store.CounterStoreUnavailable:
         checks["redis"] = "unavailable"
     return checks
+
+
+class FaviconView(RedirectView):
+    """/favicon.ico, which browsers ask for on pages that name no icon, to the hashed file.
+    Resolved per request: at import time the static manifest may not exist yet (make run
+    migrates before it collects static files)."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("web/favicon.svg")
 
 
 def bad_request(request, exception=None):

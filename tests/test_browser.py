@@ -161,6 +161,17 @@ class Site:
             for item in self.driver.find_elements(By.CSS_SELECTOR, f'[id="{ident}"] li')
         ]
 
+    def console_errors(self) -> list[str]:
+        """What the browser logged as errors since the last call: CSP refusals, script errors,
+        and files that failed to load. (Chromium also logs a page's own 4xx status, which the
+        flows cause on purpose: a refused form is a 400; those are left out.)"""
+        return [
+            entry["message"]
+            for entry in self.driver.get_log("browser")
+            if entry["level"] == "SEVERE"
+            and ("Failed to load resource" not in entry["message"] or "/static/" in entry["message"])
+        ]
+
     def screenshot(self, name: str) -> Path:
         """The whole page, not only the window, as a PNG under SCREENSHOTS."""
         size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
@@ -268,6 +279,8 @@ def test_sign_up_create_next_set_delete_log_out_and_in(site):
     site.fill("Password", PASSWORD)
     site.press("Log in", within="main")
     site.wait(EC.title_contains("API keys"))  # back where the login began
+    # Nothing failed to load, and the Content-Security-Policy refused nothing the pages use.
+    assert site.console_errors() == []
 
 
 def test_an_api_key_is_shown_once_copied_works_and_is_revoked(site):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from django.db import OperationalError
@@ -92,3 +93,10 @@ def test_a_browser_gets_a_page_for_an_unknown_address_and_the_api_stays_json(cli
     for path, accept in [("/api/nothing", browser), ("/v1/nothing", browser), ("/no/such/page", "*/*")]:
         r = client.get(path, HTTP_ACCEPT=accept)
         assert (r.status_code, r.json()) == (404, NOT_FOUND), path
+
+
+def test_favicon_ico_points_at_the_icon(client, db):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 302
+    assert re.fullmatch(r"/static/web/favicon\.[0-9a-f]{12}\.svg", r["Location"])
+    assert client.get(r["Location"]).status_code == 200
