@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import Resolver404, resolve
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.generic import RedirectView
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -88,16 +89,19 @@ def permission_denied(request, exception=None):
 
 
 def csrf_failure(request, reason=""):
-    if _is_web_page(request):
-        # A page left open across a log-out or a log-in elsewhere posts a stale token; the
-        # person gets a page that says what to do, not JSON.
+    # A page left open across a log-out or a log-in elsewhere posts a stale token; a person
+    # gets a page that says what to do, not JSON: ours in the web app, Django's elsewhere.
+    namespace = _namespace(request)
+    if namespace == "web":
         return render(request, "web/csrf_failure.html", status=403)
+    if namespace in ("admin", "rest_framework"):  # the admin's and the browsable API's logins
+        return django_csrf_failure(request, reason)
     return JsonResponse(error_body(f"CSRF verification failed: {reason}", "csrf_failed"), status=403)
 
 
-def _is_web_page(request) -> bool:
+def _namespace(request) -> str | None:
     match = request.resolver_match or _resolve(request.path_info)
-    return match is not None and match.namespace == "web"
+    return None if match is None else match.namespace
 
 
 def _resolve(path: str):

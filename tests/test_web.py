@@ -306,8 +306,12 @@ def test_a_stale_form_gets_a_page_that_says_so_and_the_api_still_gets_json(alice
     assert "This form has expired" in r.text
     r = client.post("/api/counters/default/next")
     assert r.json()["code"] == "permission_denied"  # DRF's session check, as before
-    r = client.post("/admin/login/")
-    assert r.json()["code"] == "csrf_failed"
+    for login in ["/admin/login/", "/api-auth/login/"]:
+        r = client.post(login)
+        assert (r.status_code, r["Content-Type"]) == (403, "text/html; charset=utf-8")  # Django's own page
+        assert "CSRF verification failed" in r.text
+    r = client.post("/api/auth/token", {"username": "alice"})
+    assert r.status_code != 403  # the API is not CSRF-checked: no session cookie is involved
     assert redis_value(alice, "default") == 0
 
 
