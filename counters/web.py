@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from counters import services
+from counters import services, store
 from counters.selectors import counter_list
 from counters.serializers import CounterCreateSerializer, CounterSetSerializer
 from incrementific.exceptions import describe
@@ -46,9 +46,15 @@ def _dashboard(request, *, status=200, create=None, row_errors=None):
     pages = Paginator(counter_list(owner_id=request.user.id), PAGE_SIZE)
     current = pages.get_page(request.GET.get("page") or request.POST.get("page"))
     rows = list(current.object_list)
-    values = services.counter_values(rows, counted_for=request.user.id)
+    outage = None
+    try:
+        values = services.counter_values(rows, counted_for=request.user.id)
+    except store.CounterStoreUnavailable as exc:
+        # The names are in SQL: show them, say why the values are missing, as the admin does.
+        outage, values, status = describe(exc), [None] * len(rows), 503
     row_errors = row_errors or {}
     context = {
+        "outage": outage,
         "counters": [
             {"name": row.name, "value": value, "created_at": row.created_at, **row_errors.get(row.name, {})}
             for row, value in zip(rows, values, strict=True)

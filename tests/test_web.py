@@ -245,6 +245,9 @@ def test_a_form_without_its_csrf_token_changes_nothing(alice):
 def test_redis_down_is_a_503_page_with_the_apis_words_and_nothing_changes(browser, alice, private_redis):
     services.counter_create(owner_id=alice.id, name="invoices", value=4)
     private_redis.stop()
+    listing = browser.get("/")  # the names, from SQL, and why their values are missing
+    assert re.findall(r'<h3 class="counter-name">(.*?)</h3>', listing.text) == ["default", "invoices"]
+    assert listing.text.count('<span class="unavailable">unavailable</span>') == 2
     for method, path in [("get", "/"), ("post", "/counters/invoices/next"), ("post", "/counters")]:
         r = getattr(browser, method)(path, {"name": "new"} if path == "/counters" else None)
         assert r.status_code == 503, path
