@@ -6,7 +6,10 @@ the one bearer requests to the API take) serves POST /api/counters/default/next 
 in-process, N times and 0 times under callgrind; the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
-    python -m tests.bench_ir [--requests 300]
+    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|current]
+
+Scenarios: `next` with a JWT (the default), `next` with an API key, and reading a counter
+(`current`) with a JWT.
 """
 
 import argparse
@@ -20,18 +23,25 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HANDLERS = ["browser_application", "bearer_application"]
+SCENARIOS = {  # name: (method, path, credential)
+    "next": ("POST", "/api/counters/default/next", "jwt"),
+    "next-key": ("POST", "/api/counters/default/next", "key"),
+    "current": ("GET", "/api/counters/default", "jwt"),
+}
 
 
-def child(handler_name: str, n: int) -> None:
+def child(handler_name: str, n: int, scenario: str) -> None:
     from django.core.management import call_command
 
     from incrementific import wsgi
 
     call_command("migrate", verbosity=0)
-    from accounts.services import user_register
+    from accounts.services import api_key_create, user_register
     from tests.conftest import bearer
 
-    token = bearer(user_register(username="bench", password="a-long-enough-passphrase"))
+    method, path, credential = SCENARIOS[scenario]
+    user = user_register(username="bench", password="a-long-enough-passphrase")
+    token = bearer(user) if credential == "jwt" else "Bearer " + api_key_create(user_id=user.id, name="bench")[1]
     app = getattr(wsgi, handler_name)
 
     def start_response(status, headers, exc_info=None):
@@ -39,8 +49,8 @@ def child(handler_name: str, n: int) -> None:
 
     def request():
         environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/api/counters/default/next",
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
             "HTTP_HOST": "127.0.0.1",
@@ -58,7 +68,7 @@ def child(handler_name: str, n: int) -> None:
         request()
 
 
-def instructions(handler_name: str, n: int, redis_url: str) -> int:
+def instructions(handler_name: str, n: int, scenario: str, redis_url: str) -> int:
     data_dir = tempfile.mkdtemp(prefix="incrementific-ir-")
     out = Path(data_dir) / "callgrind.out"
     env = {
@@ -72,7 +82,7 @@ def instructions(handler_name: str, n: int, redis_url: str) -> int:
     }
     run = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "tests.bench_ir",
-         "--child", handler_name, str(n)],
+         "--child", handler_name, str(n), scenario],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     for line in run.stderr.splitlines():
@@ -84,10 +94,11 @@ def instructions(handler_name: str, n: int, redis_url: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--child", nargs=2, metavar=("HANDLER", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="next")
+    parser.add_argument("--child", nargs=3, metavar=("HANDLER", "N", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]))
+        child(args.child[0], int(args.child[1]), args.child[2])
         return 0
 
     from incrementific.redis_server import RedisServer
@@ -96,12 +107,16 @@ def main() -> int:
     try:
         runs = [(name, n) for name in HANDLERS for n in (0, args.requests)]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            counts = list(pool.map(lambda job: instructions(*job[0], job[1].url), zip(runs, servers, strict=True)))
+            counts = list(
+                pool.map(lambda job: instructions(*job[0], args.scenario, job[1].url), zip(runs, servers, strict=True))
+            )
     finally:
         for server in servers:
             server.stop()
     per_request = {name: (counts[2 * i + 1] - counts[2 * i]) / args.requests for i, name in enumerate(HANDLERS)}
-    print(f"instructions per POST /api/counters/default/next with a JWT, in-process ({args.requests} requests):")
+    method, path, credential = SCENARIOS[args.scenario]
+    with_what = "a JWT" if credential == "jwt" else "an API key"
+    print(f"instructions per {method} {path} with {with_what}, in-process ({args.requests} requests):")
     for name, count in per_request.items():
         print(f"  {name:20} {count:12,.0f}")
     print(f"  bearer/browser       {per_request['bearer_application'] / per_request['browser_application']:12.3f}")
