@@ -13,7 +13,6 @@ Scenarios: `next` with a JWT (the default), `next` with an API key, and reading 
 """
 
 import argparse
-import io
 import os
 import subprocess
 import sys
@@ -38,6 +37,7 @@ def child(handler_name: str, n: int, scenario: str) -> None:
     call_command("migrate", verbosity=0)
     from accounts.services import api_key_create, user_register
     from tests.conftest import bearer
+    from tests.helpers import wsgi_environ
 
     method, path, credential = SCENARIOS[scenario]
     user = user_register(username="bench", password="a-long-enough-passphrase")
@@ -48,18 +48,7 @@ def child(handler_name: str, n: int, scenario: str) -> None:
         assert status.startswith("200"), status
 
     def request():
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_AUTHORIZATION": token,
-            "CONTENT_LENGTH": "0",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-        }
+        environ = wsgi_environ(method, path, HTTP_AUTHORIZATION=token)
         b"".join(app(environ, start_response))
 
     for _ in range(20):  # first-request work (imports, caches) stays out of the difference

@@ -1,5 +1,8 @@
 """Small helpers shared by the tests."""
 
+import io
+import sys
+
 from django_redis import get_redis_connection
 
 from counters.store import key
@@ -20,3 +23,20 @@ def redis_value(user, name: str) -> int | None:
 
 def counter_url(name: str, suffix: str = "") -> str:
     return f"/api/counters/{name}{suffix}"
+
+
+def wsgi_environ(method: str, path: str, **headers: str) -> dict:
+    """A WSGI environ for a body-less request, as gunicorn would pass it; headers by their
+    environ names, e.g. HTTP_AUTHORIZATION="Bearer ..." (tests/test_wsgi.py, tests/bench_ir.py)."""
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "127.0.0.1",
+        "CONTENT_LENGTH": "0",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        **headers,
+    }

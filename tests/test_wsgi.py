@@ -1,9 +1,7 @@
 """incrementific/wsgi.py: bearer requests to the API skip the cookie middleware; everything else,
 and every security header, is as before. Called as gunicorn calls it, with a WSGI environ."""
 
-import io
 import json
-import sys
 
 import pytest
 from django.conf import settings
@@ -11,7 +9,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from incrementific import wsgi
 from tests.conftest import bearer
-from tests.helpers import redis_value
+from tests.helpers import redis_value, wsgi_environ
 
 pytestmark = pytest.mark.django_db(transaction=True)  # a real request closes its connection at the end
 
@@ -24,21 +22,8 @@ SECURITY_HEADERS = {
 
 
 def call(method: str, path: str, *, authorization: str = "", cookie: str = "") -> tuple[int, dict, bytes]:
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "HTTP_HOST": "127.0.0.1",
-        "CONTENT_LENGTH": "0",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-    }
-    if authorization:
-        environ["HTTP_AUTHORIZATION"] = authorization
-    if cookie:
-        environ["HTTP_COOKIE"] = cookie
+    headers = {"HTTP_AUTHORIZATION": authorization, "HTTP_COOKIE": cookie}
+    environ = wsgi_environ(method, path, **{name: value for name, value in headers.items() if value})
     answer = {}
 
     def start_response(status, headers, exc_info=None):
