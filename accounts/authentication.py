@@ -1,4 +1,5 @@
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 from rest_framework import authentication, exceptions
@@ -7,28 +8,64 @@ from rest_framework_simplejwt.authentication import JWTStatelessUserAuthenticati
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.services import KEY_PREFIX, api_key_user_id
+from accounts.services import KEY_PREFIX, api_key_hash, api_key_owner, api_key_record_use, api_key_user_id
 from counters import store
 
 
 class ApiKeyUser:
     """Who an API key belongs to, known by id only: the counter endpoints need nothing else,
-    and loading the user would cost the hot path an SQL query."""
+    and loading the user would cost the hot path an SQL query.
+
+    On the endpoints that check a key inside the counter's own Redis call (see
+    :class:`CheckedInStore`), authentication takes the key's word for its owner and checks
+    nothing yet: the user is *unchecked*. Its ``id`` is never handed out unchecked. Reading it
+    checks the key (a Redis round trip; SQL on a miss) unless the counter's call already did.
+    """
 
     is_authenticated = True
     is_active = True
     is_anonymous = False
 
-    def __init__(self, user_id: int):
-        self.id = self.pk = user_id
+    def __init__(self, secret: str):
+        self.secret = secret
+        self.hashed = api_key_hash(secret)
+        self.named_id = api_key_owner(secret)  # who the key says it belongs to
+        self._id: int | None = None  # who it belongs to, once checked
+
+    @property
+    def checked(self) -> bool:
+        return self._id is not None
+
+    def check(self) -> int:
+        """The key's user id, checking the key first if nothing did yet; 401 if it is not valid."""
+        if self._id is None:
+            user_id = api_key_user_id(self.secret)
+            if user_id is None:
+                raise invalid_key()
+            self._id = user_id
+        return self._id
+
+    id = pk = property(check)
+
+    def checked_by_store(self) -> None:
+        """A counter's Redis call found the key's entry in the slot of the user it names."""
+        self._id = self.named_id
 
     def __str__(self) -> str:
-        return f"user {self.id} (API key)"
+        return f"user {self._id} (API key)" if self.checked else f"user {self.named_id}? (API key, unchecked)"
+
+
+def invalid_key() -> exceptions.AuthenticationFailed:
+    return exceptions.AuthenticationFailed("Invalid or revoked API key.", "invalid_api_key")
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer inc_...`. Other bearer tokens are left to the JWT class, which must
-    come after this one (it would refuse an API key as a malformed JWT)."""
+    come after this one (it would refuse an API key as a malformed JWT).
+
+    A key is checked here, unless the view checks it in the counter's own Redis call (its
+    ``api_key_checked_in_store`` is true, see :class:`CheckedInStore`) and the key names its
+    owner; then the user is unchecked until that call (see :class:`ApiKeyUser`)."""
 
     keyword = "bearer"
 
@@ -38,10 +75,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = request.META.get("HTTP_AUTHORIZATION", "").split()
         if len(parts) != 2 or parts[0].lower() != self.keyword or not parts[1].startswith(KEY_PREFIX):
             return None
-        user_id = api_key_user_id(parts[1])
-        if user_id is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.", "invalid_api_key")
-        return ApiKeyUser(user_id), None
+        user = ApiKeyUser(parts[1])
+        view = request.parser_context.get("view") if request.parser_context else None
+        if user.named_id is None or not getattr(view, "api_key_checked_in_store", False):
+            user.check()
+        return user, None
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
@@ -74,6 +112,55 @@ def token_rev(request) -> int | None:
     request did not come with an access token (an API key, a session)."""
     token = request.auth
     return int(token.get("rev", 0)) if isinstance(token, AccessToken) else None
+
+
+class CheckedInStore:
+    """For views whose every counter call checks the caller inside its own Redis call, so that
+    authentication needs no round trip of its own: an access token against its user's
+    revocation mark, an API key against its entry beside the counters of the user it names.
+
+    Such a view makes each counter call through :meth:`as_caller`. The two flags say which
+    requests do: by default all but OPTIONS (DRF's metadata, which makes none); a viewset says
+    which actions. The others are checked as usual, by ApiKeyAuthentication and TokenNotRevoked.
+    """
+
+    @property
+    def api_key_checked_in_store(self) -> bool:
+        return self.request.method != "OPTIONS"
+
+    @property
+    def revocation_checked_in_store(self) -> bool:
+        return self.request.method != "OPTIONS"
+
+    def as_caller(self, service: Callable[..., store.State], **kwargs) -> store.State:
+        """``service(owner_id=…, credential=…, **kwargs)``, a counter call (services.counter_next
+        and such) for the request's user, which checks ``credential`` in its own Redis call."""
+        user = self.request.user
+        if not isinstance(user, ApiKeyUser) or user.checked:
+            rev = token_rev(self.request)
+            return service(owner_id=user.id, credential=None if rev is None else store.TokenRev(rev), **kwargs)
+        try:
+            state = service(owner_id=user.named_id, credential=store.KeyEntry(user.hashed), **kwargs)
+        except store.ApiKeyUnknown:
+            # Redis has no entry for the key: it forgot it, or the key is not valid. check()
+            # asks SQL, which puts the entry back, or answers 401.
+            return service(owner_id=user.check(), credential=None, **kwargs)
+        user.checked_by_store()
+        if state.key_touched:
+            api_key_record_use(user.hashed)
+        return state
+
+    def handle_exception(self, exc):
+        # Any other error (a 400, a 404, a 429) for a key not checked yet would answer a wrong
+        # key with something else than a 401: check the key first.
+        if not isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            try:
+                user = self.request.user
+                if isinstance(user, ApiKeyUser):
+                    user.check()
+            except Exception as failure:  # noqa: BLE001 -- answered instead, by the same handler
+                exc = failure
+        return super().handle_exception(exc)
 
 
 class TokenNotRevoked(BasePermission):

@@ -5,13 +5,14 @@ from django.db import models
 class ApiKey(models.Model):
     """A long-lived credential for scripts and servers, revocable one by one.
 
-    Only the SHA-256 of the key is stored. The key is 256 random bits, so a slow password
-    hash would add nothing but latency to every request.
+    Only the SHA-256 of the key is stored. The key is 256 random bits (after the owner's id,
+    see services.api_key_create), so a slow password hash would add nothing but latency to
+    every request.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12, help_text="The start of the key, to recognise it by.")
+    prefix = models.CharField(max_length=32, help_text="The start of the key, to recognise it by.")
     hashed = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

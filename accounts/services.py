@@ -41,16 +41,34 @@ def user_register(*, username: str, password: str, email: str = "") -> AbstractU
 
 
 KEY_PREFIX = "inc_"
+# The most digits a user id has (a bigint): a longer "id" makes the key malformed, not a lookup.
+_MAX_ID_DIGITS = 19
 
 
-def _hashed(secret: str) -> str:
+def api_key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def api_key_owner(secret: str) -> int | None:
+    """The user id a key names, ``inc_<id>.<random>``, or None (a key issued before keys named
+    their owner, or not a key of ours). A name is a claim, not a proof: only the hash, which
+    covers it, is checked, so a changed id is a key that does not exist."""
+    head, dot, _ = secret[len(KEY_PREFIX) :].partition(".")
+    if not dot or not (head.isascii() and head.isdigit()) or len(head) > _MAX_ID_DIGITS:
+        return None
+    return int(head)
+
+
 def api_key_create(*, user_id: int, name: str) -> tuple[ApiKey, str]:
-    """A new key for the user: the row, and the key itself, which is never stored."""
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey.objects.create(user_id=user_id, name=name, prefix=secret[:12], hashed=_hashed(secret))
+    """A new key for the user: the row, and the key itself, which is never stored.
+
+    The key names its owner (``inc_42.<256 random bits>``) so that a counter's own Redis call
+    can check it beside the counter: `next` with a key is one round trip. The id is not a secret
+    (a key is shown only to its owner), and the random part is what makes the key."""
+    random_part = secrets.token_urlsafe(32)
+    secret = f"{KEY_PREFIX}{user_id}.{random_part}"
+    prefix = f"{KEY_PREFIX}{user_id}.{random_part[:8]}"
+    row = ApiKey.objects.create(user_id=user_id, name=name, prefix=prefix, hashed=api_key_hash(secret))
     return row, secret
 
 
@@ -61,21 +79,27 @@ def api_key_user_id(secret: str) -> int | None:
     in SQL under its row lock (so a revocation, which holds that lock, cannot be undone by a
     lookup that read the row before it) and remembered again.
     """
-    hashed = _hashed(secret)
-    found = keystore.lookup(hashed)
+    hashed = api_key_hash(secret)
+    named = api_key_owner(secret)
+    found = keystore.lookup(hashed, named)
     if found is not None:
         user_id, touched = found
         if touched:
-            ApiKey.objects.filter(hashed=hashed).update(last_used_at=timezone.now())
+            api_key_record_use(hashed)
         return user_id
     with transaction.atomic():
         row = ApiKey.objects.select_for_update().select_related("user").filter(hashed=hashed).first()
-        if row is None or not row.user.is_active:
+        if row is None or not row.user.is_active or named not in (None, row.user_id):
             return None
-        keystore.remember(hashed, row.user_id)
+        keystore.remember(hashed, row.user_id, names_owner=named is not None)
         row.last_used_at = timezone.now()
         row.save(update_fields=["last_used_at"])
     return row.user_id
+
+
+def api_key_record_use(hashed: str) -> None:
+    """Record in SQL that a key was used now (at most once a store.KEY_TOUCH_SECONDS)."""
+    ApiKey.objects.filter(hashed=hashed).update(last_used_at=timezone.now())
 
 
 def api_key_revoke(*, user_id: int, key_id: int) -> None:

@@ -11,7 +11,7 @@ from accounts.services import revoke_access_tokens
 def forget_deleted_key(sender, instance: ApiKey, **kwargs) -> None:
     """Runs inside the deleting transaction (a revocation, a deleted user): if Redis fails, the
     delete rolls back, so no key keeps working after its row is gone."""
-    keystore.forget(instance.hashed)
+    keystore.forget([(instance.hashed, instance.user_id)])
 
 
 @receiver(post_save, sender=get_user_model())
@@ -19,7 +19,7 @@ def revoke_credentials_of_inactive_users(sender, instance, **kwargs) -> None:
     """A deactivated user's keys and access tokens stop at once (refresh tokens check the user
     themselves); the key lookup's SQL fallback refuses to remember an inactive user's key."""
     if not instance.is_active:
-        keystore.forget(*ApiKey.objects.filter(user_id=instance.pk).values_list("hashed", flat=True))
+        keystore.forget(list(ApiKey.objects.filter(user_id=instance.pk).values_list("hashed", "user_id")))
         revoke_access_tokens(user_id=instance.pk)
 
 

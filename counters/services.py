@@ -145,44 +145,46 @@ def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
     return store.State(value, created)
 
 
-# ``token_rev`` below: the iat of the caller's access token, checked in the same Redis call
-# against the owner's revocation mark (None for API keys and sessions, checked elsewhere).
+# ``credential`` below: what the store checks about the caller in the same Redis call (an
+# access token's rev, an API key not checked yet; see store.Credential). Refused, nothing changed.
 
 
-def counter_next(*, owner_id: int, name: str, step: int = 1, token_rev: int | None = None) -> store.State:
+def counter_next(*, owner_id: int, name: str, step: int = 1, credential: store.Credential = None) -> store.State:
     """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
     return _with_state(
         owner_id=owner_id,
         name=name,
         op=lambda raise_to, counted: store.next_value(
-            owner_id, name, step, raise_to=raise_to, counted=counted, token_rev=token_rev
+            owner_id, name, step, raise_to=raise_to, counted=counted, credential=credential
         ),
     )
 
 
-def counter_set(*, owner_id: int, name: str, value: int, token_rev: int | None = None) -> store.State:
+def counter_set(*, owner_id: int, name: str, value: int, credential: store.Credential = None) -> store.State:
     """Set the value. SQL-free when ``value`` is within the reservation, else one block more."""
     return _with_state(
         owner_id=owner_id,
         name=name,
         op=lambda raise_to, counted: store.set_value(
-            owner_id, name, value, raise_to=raise_to, counted=counted, token_rev=token_rev
+            owner_id, name, value, raise_to=raise_to, counted=counted, credential=credential
         ),
     )
 
 
-def counter_get(*, owner_id: int, name: str, counted: bool = True, token_rev: int | None = None) -> store.State:
+def counter_get(*, owner_id: int, name: str, counted: bool = True, credential: store.Credential = None) -> store.State:
     return _with_state(
         owner_id=owner_id,
         name=name,
-        op=lambda _, first: store.get(owner_id, name, counted=counted and first, token_rev=token_rev),
+        op=lambda _, first: store.get(owner_id, name, counted=counted and first, credential=credential),
     )
 
 
-def counter_values(rows: list[Counter], *, counted_for: int | None = None, token_rev: int | None = None) -> list[int]:
+def counter_values(
+    rows: list[Counter], *, counted_for: int | None = None, credential: store.TokenRev | None = None
+) -> list[int]:
     """The values of many counters, read in one round trip (plus a restore for any lost).
     ``counted_for``: the user whose COUNTER_RATE_LIMIT (and revocation mark) the read checks."""
-    states = store.get_many([(row.owner_id, row.name) for row in rows], counted_for=counted_for, token_rev=token_rev)
+    states = store.get_many([(row.owner_id, row.name) for row in rows], counted_for=counted_for, credential=credential)
     values = []
     for row, state in zip(rows, states, strict=True):
         if state is None:

@@ -7,6 +7,12 @@ Layout: one hash per counter at ``ctr:{u<owner_id>}:<name>`` (see :func:`key`), 
   raised here; ``next`` never goes past it (see counters/services.py for why);
 * ``c``: the creation time as the API renders it, so reads need no SQL.
 
+Beside them, in the same hash tag (one Cluster slot, so one script can touch them all), the
+owner's keys named with ``~``, which no counter name contains: the revocation mark of their
+access tokens (:func:`revocation_key`), their rate window (:func:`rate_key`) and the entries of
+their API keys (:func:`api_key_entry`). A counter's script checks its caller's credential
+before anything else, so a change and its authorisation are one round trip.
+
 Every change is one atomic server-side step (a Lua script or a single command); nothing is
 read into Python, changed and written back. A missing hash is never read as zero: it means
 Redis forgot the counter (or it never existed), and :class:`StateMissing` tells the service
@@ -22,6 +28,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -58,6 +65,12 @@ class TokenRevoked(Exception):
     """The caller's access token was issued before its user's tokens were revoked."""
 
 
+class ApiKeyUnknown(Exception):
+    """Redis holds no entry for the caller's API key in its owner's slot: the key is not valid
+    for that owner, or Redis forgot the entry. Nothing changed; the caller checks the key in
+    SQL (which puts the entry back) and calls again."""
+
+
 class RateLimited(Exception):
     """The owner used up COUNTER_RATE_LIMIT for this window; nothing changed."""
 
@@ -66,10 +79,38 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):  # not a frozen dataclass: built on every request, this is half the cost
     value: int
     created: str
+    # The caller's API key was last recorded as used more than KEY_TOUCH_SECONDS ago, and now
+    # is in Redis: the caller should record the use in SQL too.
+    key_touched: bool = False
+
+
+@dataclass(frozen=True)
+class TokenRev:
+    """The caller holds an access token with this `rev` claim: refused when the owner's
+    revocation mark is above it (see :func:`revocation_key`)."""
+
+    rev: int
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """The caller holds an API key with this SHA-256 that names the owner but was not checked
+    yet: refused (ApiKeyUnknown) unless its entry is in the owner's slot (see
+    :func:`api_key_entry`)."""
+
+    hashed: str
+
+
+# What a change or a read checks about its caller, in its own round trip. None: nothing (a
+# session, the admin, a key already checked).
+Credential = TokenRev | KeyEntry | None
+
+# An API key's last use is written (to its Redis entry, and by the caller to SQL) at most this
+# often, so a busy key costs no write per request.
+KEY_TOUCH_SECONDS = 60
 
 
 def key(owner_id: int, name: str) -> str:
@@ -98,10 +139,27 @@ local function limit_in_force(limit, reserved)  -- installs a newly reserved, hi
   end
   return limit
 end
-local function revoked()  -- KEYS[2]: the owner's revocation mark; ARGV[5] the token's rev or ''
+-- Who calls, checked before anything else is read or changed. ARGV[5] says what to check:
+--   ''       nothing (a session, the admin, an API key checked already);
+--   'key'    KEYS[2] is the caller's API key's entry in the owner's slot, and must exist. Its
+--            last use is set to ARGV[6] (now) when it is ARGV[7] seconds old or more;
+--   a number an access token's rev; KEYS[2] is the owner's revocation mark.
+-- -> false, or the reply's refusal code: 5 token revoked, 6 API key unknown here.
+local touched = 0
+local function refused()
   if ARGV[5] == '' then return false end
+  if ARGV[5] == 'key' then
+    local used = redis.call('HGET', KEYS[2], 't')
+    if not used then return 6 end
+    if tonumber(ARGV[6]) - tonumber(used) >= tonumber(ARGV[7]) then
+      redis.call('HSET', KEYS[2], 't', ARGV[6])
+      touched = 1
+    end
+    return false
+  end
   local mark = redis.call('GET', KEYS[2])
-  return mark ~= false and tonumber(ARGV[5]) < tonumber(mark)
+  if mark ~= false and tonumber(ARGV[5]) < tonumber(mark) then return 5 end
+  return false
 end
 local function over_rate()  -- KEYS[3], when given: the owner's rate window; ARGV[3] its limit
   if not KEYS[3] then return false end
@@ -111,15 +169,16 @@ local function over_rate()  -- KEYS[3], when given: the owner's rate window; ARG
 end
 """
 
-# KEYS[1] counter, KEYS[2] the owner's revocation mark, KEYS[3] (optional) rate window;
-# ARGV[1] step, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and ARGV[4] the
-# rate's limit and seconds, ARGV[5] the caller's access token's rev claim or ''.
-# -> {0} missing | {1, value, created} | {2} overflow | {3, value} limit reached | {4} over the
-#    rate | {5} token revoked
+# KEYS[1] counter, KEYS[2] what proves the caller (see refused() above), KEYS[3] (optional) rate
+# window; ARGV[1] step, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and
+# ARGV[4] the rate's limit and seconds, ARGV[5] to ARGV[7] the caller's check (see refused()).
+# -> {0} missing | {1, value, created, touched} | {2} overflow | {3, value} limit reached |
+#    {4} over the rate | {5} token revoked | {6} API key unknown
 _NEXT = (
     _PRELUDE
     + """
-if revoked() then return {5} end
+local refusal = refused()
+if refusal then return {refusal} end
 if over_rate() then return {4} end
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c')
 if not state[1] then return {0} end
@@ -135,23 +194,40 @@ if above(value, limit) then
   redis.call('HSET', KEYS[1], 'v', state[1])
   return {3, state[1]}
 end
-return {1, value, state[3]}
+return {1, value, state[3], touched}
 """
 )
 
 # KEYS and ARGV as for _NEXT, with ARGV[1] the value.
-# -> {0} missing | {1, value, created} | {3} value above the limit | {4} over the rate | {5} revoked
+# -> {0} missing | {1, value, created, touched} | {3} value above the limit | {4} over the rate |
+#    {5} token revoked | {6} API key unknown
 _SET = (
     _PRELUDE
     + """
-if revoked() then return {5} end
+local refusal = refused()
+if refusal then return {refusal} end
 if over_rate() then return {4} end
 local state = redis.call('HMGET', KEYS[1], 'l', 'c')
 if not state[1] then return {0} end
 local limit = limit_in_force(state[1], ARGV[2])
 if above(ARGV[1], limit) then return {3} end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
-return {1, ARGV[1], state[2]}
+return {1, ARGV[1], state[2], touched}
+"""
+)
+
+# KEYS and ARGV as for _NEXT; ARGV[1] and ARGV[2] unused.
+# -> {0} missing | {1, value, created, touched} | {4} over the rate | {5} token revoked |
+#    {6} API key unknown
+_GET = (
+    _PRELUDE
+    + """
+local refusal = refused()
+if refusal then return {refusal} end
+if over_rate() then return {4} end
+local state = redis.call('HMGET', KEYS[1], 'v', 'c')
+if not state[1] then return {0} end
+return {1, state[1], state[2], touched}
 """
 )
 
@@ -257,17 +333,48 @@ def check_not_revoked(owner_id: int, token_rev: int) -> None:
         raise TokenRevoked()
 
 
-def _change(src, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, token_rev: int | None):
+def api_key_entry(owner_id: int, hashed: str) -> str:
+    """An API key's entry in its owner's slot: a hash with ``u`` (the owner) and ``t`` (last use).
+
+    >>> api_key_entry(42, "9f86d0")
+    'ctr:{u42}:~key:9f86d0'
+
+    Beside the owner's counters, so a counter's script can check the key in the same call.
+    Written and deleted by accounts/keystore.py, from SQL's rows only.
+    """
+    return f"ctr:{{u{owner_id}}}:~key:{hashed}"
+
+
+def _check(owner_id: int, credential: Credential) -> tuple[str, list]:
+    """KEYS[2] and ARGV[5] on (ARGV[6] and ARGV[7] for a key) of a script, for refused()."""
+    if isinstance(credential, KeyEntry):
+        return api_key_entry(owner_id, credential.hashed), ["key", int(time.time()), KEY_TOUCH_SECONDS]
+    return revocation_key(owner_id), ["" if credential is None else credential.rev]
+
+
+def _change(src, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, credential: Credential):
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
-    keys = [key(owner_id, name), revocation_key(owner_id), *rate_keys]
-    reply = run_script(
-        src, keys, [amount, "" if raise_to is None else raise_to, *rate_args, "" if token_rev is None else token_rev]
-    )
-    if reply[0] == 4:
+    check_key, check_args = _check(owner_id, credential)
+    keys = [key(owner_id, name), check_key, *rate_keys]
+    reply = run_script(src, keys, [amount, "" if raise_to is None else raise_to, *rate_args, *check_args])
+    code = reply[0]
+    if code == 1:
+        return State(int(reply[1]), reply[2].decode(), reply[3] == 1)
+    if code == 0:
+        raise StateMissing(key(owner_id, name))
+    if code == 4:
         raise RateLimited(retry_after)
-    if reply[0] == 5:
+    if code == 5:
         raise TokenRevoked()
+    if code == 6:
+        raise ApiKeyUnknown()
     return reply
+
+
+# The three calls below check ``credential`` (see Credential) and count the call against the
+# owner's COUNTER_RATE_LIMIT when ``counted`` (a retry of the same request is not), before
+# anything else; refused, they raise TokenRevoked, ApiKeyUnknown or RateLimited, and nothing
+# changed. A counter Redis does not hold is StateMissing.
 
 
 def next_value(
@@ -277,22 +384,14 @@ def next_value(
     *,
     raise_to: int | None = None,
     counted: bool = True,
-    token_rev: int | None = None,
+    credential: Credential = None,
 ) -> State:
-    """Add ``step`` and return the new state, in one round trip.
-
-    Raises StateMissing, LimitReached (nothing changed; reserve ``needed`` and call again with
-    ``raise_to``), ValueOverflow, RateLimited or TokenRevoked (nothing changed). ``counted`` says
-    whether the call counts against COUNTER_RATE_LIMIT (a retry of the same request does not);
-    ``token_rev``, the caller's access token's iat, is checked against the owner's revocation mark.
-    """
-    reply = _change(_NEXT, owner_id, name, step, raise_to, counted, token_rev)
-    code = reply[0]
-    if code == 1:
-        return State(int(reply[1]), reply[2].decode())
-    if code == 0:
-        raise StateMissing(key(owner_id, name))
-    if code == 2:
+    """Add ``step`` and return the new state, in one round trip. Raises LimitReached (nothing
+    changed; reserve ``needed`` and call again with ``raise_to``) or ValueOverflow."""
+    reply = _change(_NEXT, owner_id, name, step, raise_to, counted, credential)
+    if isinstance(reply, State):
+        return reply
+    if reply[0] == 2:
         raise ValueOverflow()
     raise LimitReached(int(reply[1]) + step)
 
@@ -304,27 +403,36 @@ def set_value(
     *,
     raise_to: int | None = None,
     counted: bool = True,
-    token_rev: int | None = None,
+    credential: Credential = None,
 ) -> State:
-    """Set the value, in one round trip. Raises StateMissing, LimitReached above the limit,
-    RateLimited or TokenRevoked."""
-    reply = _change(_SET, owner_id, name, value, raise_to, counted, token_rev)
-    code = reply[0]
-    if code == 1:
-        return State(int(reply[1]), reply[2].decode())
-    if code == 0:
-        raise StateMissing(key(owner_id, name))
+    """Set the value, in one round trip. Raises LimitReached above the limit."""
+    reply = _change(_SET, owner_id, name, value, raise_to, counted, credential)
+    if isinstance(reply, State):
+        return reply
     raise LimitReached(value)
 
 
-def _read(owner_id_names, reader: int | None, counted: bool, token_rev: int | None) -> list[State | None]:
-    """HMGETs in one round trip, with the reader's revocation mark and rate in the same pipeline."""
-    rate_keys, rate_args, retry_after = _rate(reader, counted) if reader is not None else ([], [], 0)
-    check_mark = reader is not None and token_rev is not None
+def get(owner_id: int, name: str, *, counted: bool = True, credential: Credential = None) -> State:
+    """The current state, in one round trip."""
+    return _change(_GET, owner_id, name, 0, None, counted, credential)
+
+
+def get_many(
+    owner_id_names: list[tuple[int, str]], *, counted_for: int | None = None, credential: TokenRev | None = None
+) -> list[State | None]:
+    """The states of many counters in one round trip (a pipeline of HMGETs); None where Redis
+    has no state. ``counted_for``: the owner whose rate, and, with ``credential``, whose
+    revocation mark this read checks (the admin checks none)."""
+    if not owner_id_names and counted_for is None:
+        return []
+    if isinstance(credential, KeyEntry):
+        raise TypeError("an API key is checked before a read of many counters")
+    rate_keys, rate_args, retry_after = _rate(counted_for, True) if counted_for is not None else ([], [], 0)
+    check_mark = counted_for is not None and credential is not None
     try:
         pipe = _client().pipeline(transaction=False)
         if check_mark:
-            pipe.get(revocation_key(reader))
+            pipe.get(revocation_key(counted_for))
         if rate_keys:
             pipe.incr(rate_keys[0])
             pipe.expire(rate_keys[0], rate_args[1])
@@ -335,7 +443,7 @@ def _read(owner_id_names, reader: int | None, counted: bool, token_rev: int | No
         raise _unavailable(exc) from exc
     if check_mark:
         mark, replies = replies[0], replies[1:]
-        if mark is not None and token_rev < int(mark):
+        if mark is not None and credential.rev < int(mark):
             raise TokenRevoked()
     if rate_keys:
         used, _ = replies[:2]
@@ -343,25 +451,6 @@ def _read(owner_id_names, reader: int | None, counted: bool, token_rev: int | No
         if used > rate_args[0]:
             raise RateLimited(retry_after)
     return [None if v is None else State(int(v), c.decode()) for v, c in replies]
-
-
-def get(owner_id: int, name: str, *, counted: bool = True, token_rev: int | None = None) -> State:
-    """The current state, in one round trip. Raises StateMissing, RateLimited or TokenRevoked."""
-    [state] = _read([(owner_id, name)], owner_id, counted, token_rev)
-    if state is None:
-        raise StateMissing(key(owner_id, name))
-    return state
-
-
-def get_many(
-    owner_id_names: list[tuple[int, str]], *, counted_for: int | None = None, token_rev: int | None = None
-) -> list[State | None]:
-    """The states of many counters in one round trip; None where Redis has no state.
-    ``counted_for``: the owner whose rate (and, with ``token_rev``, revocation mark) this read
-    checks (the admin checks none)."""
-    if not owner_id_names and counted_for is None:
-        return []
-    return _read(owner_id_names, counted_for, counted_for is not None, token_rev)
 
 
 def create(owner_id: int, name: str, *, value: int, limit: int, created: str) -> None:

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import ratelimit
-from accounts.authentication import token_rev
+from accounts.authentication import CheckedInStore
 from accounts.serializers import RegisterSerializer
 from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, user_register
 from accounts.throttling import LoginThrottle
@@ -212,10 +212,10 @@ class V1RegisterView(V1View):
         elif not (user.is_active and user.check_password(password)):
             ratelimit.count("login_failures", failures)
             raise exceptions.AuthenticationFailed("Invalid username or password.")
-        _, secret = api_key_create(user_id=user.id, name="v1 register")
+        row, secret = api_key_create(user_id=user.id, name="v1 register")
         message = f"Successfully registered {user.username}"
         if _wants_json_api(request):
-            document = {"type": "api-keys", "id": secret[:12], "attributes": {"message": message, "apiKey": secret}}
+            document = {"type": "api-keys", "id": row.prefix, "attributes": {"message": message, "apiKey": secret}}
             return Response({"data": document})
         return Response({"message": message, "apiKey": secret}, status=status.HTTP_200_OK)
 
@@ -237,14 +237,9 @@ def _is_json_api_document(data) -> bool:
     )
 
 
-class V1CounterView(V1View):
-    """The prototype's counter endpoints: always the caller's `default` counter."""
-
-    revocation_checked_in_store = True  # the token's rev goes into the counter's own Redis call
-
-    def default_counter(self) -> dict:
-        request = self.request
-        return {"owner_id": request.user.id, "name": DEFAULT_COUNTER, "token_rev": token_rev(request)}
+class V1CounterView(CheckedInStore, V1View):
+    """The prototype's counter endpoints: always the caller's `default` counter, which checks
+    the caller's token or key in its own Redis call."""
 
 
 class V1NextView(V1CounterView):
@@ -252,7 +247,7 @@ class V1NextView(V1CounterView):
 
     @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
-        return self.counter("Incremented", services.counter_next(**self.default_counter()))
+        return self.counter("Incremented", self.as_caller(services.counter_next, name=DEFAULT_COUNTER))
 
 
 class V1CurrentView(V1CounterView):
@@ -260,12 +255,12 @@ class V1CurrentView(V1CounterView):
 
     @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
-        return self.counter("Current", services.counter_get(**self.default_counter()))
+        return self.counter("Current", self.as_caller(services.counter_get, name=DEFAULT_COUNTER))
 
     @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
     def put(self, request):
         value = _set_value(request)
-        return self.counter("Set", services.counter_set(value=value, **self.default_counter()))
+        return self.counter("Set", self.as_caller(services.counter_set, name=DEFAULT_COUNTER, value=value))
 
 
 class V1SetView(V1CurrentView):

@@ -56,13 +56,16 @@ def test_v1_counts_too_and_answers_in_its_shape(alice_client, alice, rate):
     assert list(r.json()) == ["message"]
 
 
-def test_it_costs_no_extra_round_trip(alice_client, alice, rate, redis_round_trips, django_assert_num_queries):
-    alice_client.post(counter_url("default", "/next"))  # loads the script
+def test_it_costs_no_extra_round_trip(alice_client, alice, settings, redis_round_trips, django_assert_num_queries):
+    settings.COUNTER_RATE_LIMIT = "4/hour"
+    alice_client.post(counter_url("default", "/next"))  # loads the scripts
+    alice_client.get(counter_url("default"))
     redis_round_trips.clear()
     with django_assert_num_queries(0):
         assert alice_client.post(counter_url("default", "/next")).status_code == 200
         assert alice_client.get(counter_url("default")).status_code == 200
-    assert redis_round_trips == ["evalsha", "get"]  # the script; one pipeline (GET mark, INCRBY, EXPIRE, HMGET)
+    assert redis_round_trips == ["evalsha", "evalsha"]  # each counts inside its own script
+    assert_throttled(alice_client.get(counter_url("default")))  # the fifth: so all four counted
 
 
 def test_a_retry_inside_one_request_counts_once(alice, rate, redis_conn):

@@ -238,7 +238,8 @@ class TestJsonApi:
         data = r.json()["data"]
         assert data["type"] == "api-keys"
         assert data["attributes"]["message"] == "Successfully registered proto"
-        assert data["id"] == data["attributes"]["apiKey"][:12]
+        assert data["id"] == ApiKey.objects.get().prefix
+        assert data["attributes"]["apiKey"].startswith(data["id"])
 
 
 def test_next_past_the_maximum_is_a_409_in_the_prototypes_shape(key, proto):
