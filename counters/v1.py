@@ -245,6 +245,10 @@ class V1CounterView(CheckedInStore, V1View):
 class V1NextView(V1CounterView):
     """Take the next value of your `default` counter."""
 
+    # GET takes a value (the prototype's choice); HEAD, which Django would route to it, must not
+    # make a monitor or a proxy use up numbers nobody sees.
+    http_method_names = ["get", "options"]
+
     @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
         return self.counter("Incremented", self.as_caller(services.counter_next, name=DEFAULT_COUNTER))

@@ -155,6 +155,14 @@ def test_set_is_put_only(key):
     assert r.json() == {"message": 'Method "GET" not allowed.'}
 
 
+def test_head_on_next_takes_no_value(key, proto):
+    # Django routes HEAD to GET; a monitor's HEAD would use up a number nobody sees.
+    r = with_key(key).head("/v1/next")
+    assert r.status_code == 405
+    assert r["Allow"] == "GET, OPTIONS"
+    assert with_key(key).get("/v1/next").json() == {"message": "Incremented", "result": 1}
+
+
 @pytest.mark.parametrize("auth", [None, "Bearer inc_not-a-key", "Bearer not.a.jwt"])
 def test_no_or_bad_credentials_are_a_401_in_the_prototypes_shape(db, auth):
     client = APIClient()
