@@ -248,6 +248,16 @@ def check_values(files: list[str]) -> int:
     return duplicates
 
 
+# How far the anchor may move between its two runs at one connection count (before and after
+# the scenarios) for the run to be written to BENCHMARKS.md.
+MAX_ANCHOR_DRIFT = 0.2
+
+
+def drift(runs: list[dict]) -> float:
+    rates = [r["rps"] for r in runs]
+    return max(rates) / min(rates) - 1
+
+
 def write_report(rows, anchors, big, memory, duplicates, args):
     cores = os.cpu_count()
     lines = [
@@ -268,6 +278,15 @@ def write_report(rows, anchors, big, memory, duplicates, args):
     print(table + footer)
     if args.only or args.connections != "1,32":
         return  # a partial run is for experiments, not for the record
+    drifted = {c: runs for c, runs in anchors.items() if drift(runs) > MAX_ANCHOR_DRIFT}
+    if drifted:
+        # Every figure is a ratio to the anchor; an anchor that moved this much during the run
+        # makes them ratios to nothing in particular.
+        for connections, runs in drifted.items():
+            print(f"bench: the anchor moved from {runs[0]['rps']:.0f} to {runs[1]['rps']:.0f} req/s during the run "
+                  f"at {connections} connections ({drift(runs):.0%}, more than {MAX_ANCHOR_DRIFT:.0%})")  # fmt: skip
+        print("bench: the machine was too noisy for the record; BENCHMARKS.md is left as it was")
+        return
     report = BASE_DIR / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     marker = "<!-- bench:latest -->"

@@ -1,11 +1,12 @@
 """`python -m tests.bench_ab REF`: is this tree faster than REF? Side by side, in one run.
 
 The app at REF (a git worktree) and the app in this tree run under the same gunicorn settings
-against the same Redis and database, beside the anchor; wrk loads `next` with a JWT on each in
-turn, round after round, so that the machine's drift falls on both alike.
+against the same Redis and database, beside the anchor; wrk loads `next` with a JWT (or an API
+key) on each in turn, round after round, so that the machine's drift falls on both alike.
 
     python -m tests.bench_ab 0123abc [--rounds 5] [--seconds 8] [--connections 32]
     python -m tests.bench_ab HEAD --ref-env COUNTER_RATE_LIMIT=1000000/second   # what a setting costs
+    python -m tests.bench_ab HEAD~1 --key   # next with an API key instead
 """
 
 import argparse
@@ -43,6 +44,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--ref-env", action="append", default=[], help="KEY=VALUE for the app at REF only")
+    parser.add_argument("--key", action="store_true", help="next with an API key instead of a JWT")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="incrementific-ab-"))
@@ -58,10 +60,12 @@ def main() -> int:
     try:
         wait_for(port)
         stack.django()
-        from accounts.services import user_register
+        from accounts.services import api_key_create, user_register
         from tests.conftest import bearer
 
-        token = bearer(user_register(username="ab", password="a-long-enough-passphrase")).split()[1]
+        user = user_register(username="ab", password="a-long-enough-passphrase")
+        # An API key made by this tree; the app at REF must accept it (any REF since keys exist does).
+        token = api_key_create(user_id=user.id, name="ab")[1] if args.key else bearer(user).split()[1]
         path = "/api/counters/default/next"
         targets = {
             "anchor": (f"http://127.0.0.1:{stack.anchor_port}/", {}, stack.anchor.pid),
