@@ -169,6 +169,12 @@ local function over_rate()  -- KEYS[3], when given: the owner's rate window; ARG
   if used == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
   return used > tonumber(ARGV[3])
 end
+local function gate()  -- every script's first step: nil to go on, or the reply that refuses
+  local code = refused()
+  if code then return {code} end
+  if over_rate() then return {4} end
+  return nil
+end
 """
 
 # KEYS[1] counter, KEYS[2] what proves the caller (see refused() above), KEYS[3] (optional) rate
@@ -179,9 +185,8 @@ end
 _NEXT = (
     _PRELUDE
     + """
-local refusal = refused()
-if refusal then return {refusal} end
-if over_rate() then return {4} end
+local refusal = gate()
+if refusal then return refusal end
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c')
 if not state[1] then return {0} end
 local limit = limit_in_force(state[2], ARGV[2])
@@ -206,9 +211,8 @@ return {1, value, state[3], touched}
 _SET = (
     _PRELUDE
     + """
-local refusal = refused()
-if refusal then return {refusal} end
-if over_rate() then return {4} end
+local refusal = gate()
+if refusal then return refusal end
 local state = redis.call('HMGET', KEYS[1], 'l', 'c')
 if not state[1] then return {0} end
 local limit = limit_in_force(state[1], ARGV[2])
@@ -224,9 +228,8 @@ return {1, ARGV[1], state[2], touched}
 _GET = (
     _PRELUDE
     + """
-local refusal = refused()
-if refusal then return {refusal} end
-if over_rate() then return {4} end
+local refusal = gate()
+if refusal then return refusal end
 local state = redis.call('HMGET', KEYS[1], 'v', 'c')
 if not state[1] then return {0} end
 return {1, state[1], state[2], touched}
