@@ -107,11 +107,11 @@ class JWTAuthentication(JWTStatelessUserAuthentication):
         return token
 
 
-def token_rev(request) -> int | None:
-    """The `rev` claim of the request's access token (0 if it has none), or None when the
-    request did not come with an access token (an API key, a session)."""
+def token_credential(request) -> store.TokenRev | None:
+    """The request's access token as the store checks it (its `rev` claim, 0 if it has none),
+    or None when the request did not come with an access token (an API key, a session)."""
     token = request.auth
-    return int(token.get("rev", 0)) if isinstance(token, AccessToken) else None
+    return store.TokenRev(int(token.get("rev", 0))) if isinstance(token, AccessToken) else None
 
 
 class CheckedInStore:
@@ -137,8 +137,7 @@ class CheckedInStore:
         and such) for the request's user, which checks ``credential`` in its own Redis call."""
         user = self.request.user
         if not isinstance(user, ApiKeyUser) or user.checked:
-            rev = token_rev(self.request)
-            return service(owner_id=user.id, credential=None if rev is None else store.TokenRev(rev), **kwargs)
+            return service(owner_id=user.id, credential=token_credential(self.request), **kwargs)
         try:
             state = service(owner_id=user.named_id, credential=store.KeyEntry(user.hashed), **kwargs)
         except store.ApiKeyUnknown:
@@ -172,11 +171,11 @@ class TokenNotRevoked(BasePermission):
     code = "token_revoked"
 
     def has_permission(self, request, view) -> bool:
-        iat = token_rev(request)
-        if iat is None or getattr(view, "revocation_checked_in_store", False):
+        token = token_credential(request)
+        if token is None or getattr(view, "revocation_checked_in_store", False):
             return True
         try:
-            store.check_not_revoked(request.user.id, iat)
+            store.check_not_revoked(request.user.id, token.rev)
         except store.TokenRevoked:
             raise exceptions.AuthenticationFailed(self.message, self.code) from None
         return True

@@ -4,8 +4,8 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.authentication import CheckedInStore, token_rev
-from counters import services, store
+from accounts.authentication import CheckedInStore, token_credential
+from counters import services
 from counters.models import NAME_PATTERN
 from counters.selectors import counter_list
 from counters.serializers import (
@@ -110,10 +110,7 @@ class CounterViewSet(CheckedInStore, viewsets.GenericViewSet):
 
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
-        rev = token_rev(request)
-        values = services.counter_values(
-            page, counted_for=request.user.id, credential=None if rev is None else store.TokenRev(rev)
-        )
+        values = services.counter_values(page, counted_for=request.user.id, credential=token_credential(request))
         return self.get_paginated_response(
             [
                 counter_data(request, name=row.name, value=value, created=services.rendered(row.created_at))
