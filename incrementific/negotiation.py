@@ -14,7 +14,12 @@ class ContentNegotiation(DefaultContentNegotiation):
             first.media_type == "application/json"
             and request.META.get("HTTP_ACCEPT", "") in PLAIN_ACCEPTS
             and not format_suffix
-            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+            and not self._format_override(request)
         ):
             return first, first.media_type
         return super().select_renderer(request, renderers, format_suffix)
+
+    def _format_override(self, request) -> bool:
+        # Without a query string there is no `?format=`, and no need to build request.GET, an
+        # empty QueryDict that costs 2.6% of a `next` (BENCHMARKS.md).
+        return bool(request.META.get("QUERY_STRING")) and self.settings.URL_FORMAT_OVERRIDE in request.query_params
