@@ -35,6 +35,31 @@ def test_a_bad_step_is_a_400_and_changes_nothing(alice_client, alice, step):
     assert redis_value(alice, "default") == 0
 
 
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ("[]", "Invalid data. Expected a dictionary, but got list."),
+        ("0", "Invalid data. Expected a dictionary, but got int."),
+        ("null", "No data provided"),
+        ('"1"', "Invalid data. Expected a dictionary, but got str."),
+        ("[1]", "Invalid data. Expected a dictionary, but got list."),
+    ],
+)
+def test_a_body_that_is_not_an_object_is_a_400_and_changes_nothing(alice_client, alice, body, error):
+    # `[]`, `0` and `null` used to be read as no body at all, and took a value.
+    r = alice_client.post(counter_url("default", "/next"), body, content_type="application/json")
+    assert r.status_code == 400
+    assert r.json() == {"detail": "Invalid input.", "code": "invalid", "fields": {"non_field_errors": [error]}}
+    assert redis_value(alice, "default") == 0
+
+
+def test_an_empty_object_is_the_default_step(alice_client, alice):
+    r = alice_client.post(counter_url("default", "/next"), "{}", content_type="application/json")
+    assert r.status_code == 200
+    assert r.json()["value"] == 1
+    assert redis_value(alice, "default") == 1
+
+
 @pytest.mark.parametrize("start, step", [(MAX, 1), (MAX - 1, 2), (1, MAX), (MAX - 5, 6)])
 def test_passing_the_maximum_is_a_409_and_changes_nothing(alice_client, alice, start, step):
     alice_client.put(counter_url("default"), {"value": start}, format="json")
