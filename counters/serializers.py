@@ -86,10 +86,11 @@ def _counters_path() -> str:
 
 def counter_data(request, *, name: str, value: int, created: str) -> dict:
     """The public shape of a counter. A plain function: the hot path renders one per request,
-    and builds its URL from a prefix instead of reversing the route each time."""
+    and builds its URL from a prefix instead of reversing the route each time. A name is all
+    URL-safe characters, so the URL needs none of build_absolute_uri()'s splitting and quoting."""
     return {
         "name": name,
         "value": value,
         "created_at": created,
-        "url": request.build_absolute_uri(_counters_path() + name),
+        "url": f"{request.scheme}://{request.get_host()}{_counters_path()}{name}",
     }

@@ -14,6 +14,19 @@ def test_it_shows_a_counter(alice_client, alice):
     assert alice_client.get(counter_url("builds", "/")).json() == r.json()
 
 
+def test_its_url_is_the_one_the_request_came_by(alice_client, alice, settings):
+    # Behind a TLS proxy: the scheme from the proxy's header, the host checked against ALLOWED_HOSTS.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.ALLOWED_HOSTS = ["counters.example.com"]
+    services.counter_create(owner_id=alice.id, name="a.b-c_9", value=1)
+    via_proxy = {"HTTP_HOST": "counters.example.com:8443", "HTTP_X_FORWARDED_PROTO": "https"}
+    r = alice_client.get(counter_url("a.b-c_9"), **via_proxy)
+    assert (r.status_code, r.json()["url"]) == (200, "https://counters.example.com:8443/api/counters/a.b-c_9")
+    r = alice_client.post(counter_url("a.b-c_9", "/next"), HTTP_HOST="evil.example")
+    assert (r.status_code, r.json()) == (400, {"detail": "Bad request.", "code": "bad_request"})
+    assert redis_value(alice, "a.b-c_9") == 1
+
+
 @pytest.mark.parametrize("method", ["put", "patch"])
 @pytest.mark.parametrize("value", [0, 7, 1_000_000, MAX])
 def test_it_sets_a_counter(alice_client, alice, method, value):
