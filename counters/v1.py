@@ -29,6 +29,7 @@ from counters import services
 from counters.serializers import StrictIntegerField
 from incrementific.exceptions import exception_handler
 from incrementific.parsers import JSONParser
+from incrementific.rendering import RenderNow
 from incrementific.schema import ERROR_DESCRIPTIONS
 
 JSON_API = "application/vnd.api+json"
@@ -155,17 +156,19 @@ def v1_exception_handler(exc, context):
     return response
 
 
-class V1View(APIView):
+class V1View(RenderNow, APIView):
     renderer_classes = [JSONRenderer, JSONAPIRenderer]
     parser_classes = [JSONParser, JSONAPIParser, FormParser, MultiPartParser]
 
     def get_exception_handler(self):
         return v1_exception_handler
 
-    def counter(self, message: str, state) -> Response:
+    def counter(self, message: str, state):
         if _wants_json_api(self.request):
-            return Response({"data": {"type": "counters", "id": DEFAULT_COUNTER, "attributes": {"value": state.value}}})
-        return Response({"message": message, "result": state.value})
+            return self.respond(
+                {"data": {"type": "counters", "id": DEFAULT_COUNTER, "attributes": {"value": state.value}}}
+            )
+        return self.respond({"message": message, "result": state.value})
 
 
 @extend_schema(

@@ -15,6 +15,7 @@ from counters.serializers import (
     CounterSetSerializer,
     counter_data,
 )
+from incrementific.rendering import RenderNow
 from incrementific.schema import responses
 
 NAME = OpenApiParameter(
@@ -55,7 +56,7 @@ SET_SCHEMA = extend_schema(
         responses=responses({200: CounterSerializer}, 400, 401, 404, 409, 413, 415, 429, 503),
     ),
 )
-class CounterViewSet(CheckedInStore, viewsets.GenericViewSet):
+class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
     """Your counters. Values are whole numbers from 0 to 2^63-1.
 
     POST a `name` (and an optional starting `value`) to create one; POST to a counter's
@@ -99,9 +100,11 @@ class CounterViewSet(CheckedInStore, viewsets.GenericViewSet):
     def _state(self):
         return self.as_caller(services.counter_get, name=self.kwargs["name"])
 
-    def _respond(self, state, status_code=status.HTTP_200_OK, **kwargs):
-        data = counter_data(self.request, name=self.kwargs.get("name"), value=state.value, created=state.created)
-        return Response(data, status=status_code, **kwargs)
+    def _data(self, state) -> dict:
+        return counter_data(self.request, name=self.kwargs.get("name"), value=state.value, created=state.created)
+
+    def _respond(self, state):
+        return self.respond(self._data(state))
 
     def _valid(self, serializer_class):
         serializer = serializer_class(data=self.request.data)
@@ -122,8 +125,9 @@ class CounterViewSet(CheckedInStore, viewsets.GenericViewSet):
         data = self._valid(CounterCreateSerializer)
         state = services.counter_create(owner_id=request.user.id, name=data["name"], value=data["value"])
         self.kwargs["name"] = data["name"]
-        response = self._respond(state, status.HTTP_201_CREATED)
-        response["Location"] = response.data["url"]
+        body = self._data(state)
+        response = self.respond(body, status.HTTP_201_CREATED)
+        response["Location"] = body["url"]
         return response
 
     def retrieve(self, request, name):
