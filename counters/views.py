@@ -14,6 +14,7 @@ from counters.serializers import (
     CounterSerializer,
     CounterSetSerializer,
     counter_data,
+    counters_url,
 )
 from incrementific.rendering import RenderNow
 from incrementific.schema import responses
@@ -101,7 +102,9 @@ class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
         return self.as_caller(services.counter_get, name=self.kwargs["name"])
 
     def _data(self, state) -> dict:
-        return counter_data(self.request, name=self.kwargs.get("name"), value=state.value, created=state.created)
+        return counter_data(
+            counters_url(self.request), name=self.kwargs.get("name"), value=state.value, created=state.created
+        )
 
     def _respond(self, state):
         return self.respond(self._data(state))
@@ -114,9 +117,10 @@ class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
         values = services.counter_values(page, counted_for=request.user.id, credential=token_credential(request))
+        base = counters_url(request)
         return self.get_paginated_response(
             [
-                counter_data(request, name=row.name, value=value, created=services.rendered(row.created_at))
+                counter_data(base, name=row.name, value=value, created=services.rendered(row.created_at))
                 for row, value in zip(page, values, strict=True)
             ]
         )
