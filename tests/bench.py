@@ -4,10 +4,13 @@ The service runs as in production (gunicorn with gunicorn.conf.py, DEBUG off) ag
 Redis with the default persistence (AOF, appendfsync always). In the same run, with the same
 gunicorn settings and the same Redis, wrk loads the anchor (tests/bench_anchor.py: one INCR and a
 JSON body), so every figure is also a ratio to the floor any Python web stack stands on, which
-is the number that means something on a shared, noisy machine. Every `next` answer is kept and
-checked for duplicates. The table is printed and written to BENCHMARKS.md.
+is the number that means something on a shared, noisy machine. The machine's speed moves from
+one second to the next, so the scenarios run in rounds between runs of the anchor, and each
+figure is a median over rounds, each round's ratio taken against the anchor around it. Every
+`next` answer is kept and checked for duplicates. The table is printed and written to
+BENCHMARKS.md.
 
-    python -m tests.bench [--seconds 10] [--big]
+    python -m tests.bench [--rounds 5] [--seconds 4] [--big]
 """
 
 import argparse
@@ -16,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,7 +167,8 @@ def populate(users: int, counters_per_user: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", 10)))
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", 4)), help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 5)))
     parser.add_argument("--big", action="store_true", help="also measure with 100,000 counters of 10,000 users")
     parser.add_argument("--only", help="run only the scenarios whose names contain this (and the anchor)")
     parser.add_argument("--connections", default="1,32", help="comma-separated connection counts")
@@ -182,41 +187,47 @@ def main() -> int:
         user = user_register(username="bench", password=secrets.token_urlsafe(16))
         jwt = bearer(user).split()[1]
         _, key = api_key_create(user_id=user.id, name="bench")
+        for name in ("keyed", "read", "written"):
+            services.counter_create(owner_id=user.id, name=name)
         lister = user_register(username="lister", password=secrets.token_urlsafe(16))
         for n in range(49):
             services.counter_create(owner_id=lister.id, name=f"c{n:02}")
         lister_jwt = bearer(lister).split()[1]
 
         app = f"http://127.0.0.1:{stack.app_port}"
+        anchor_url = f"http://127.0.0.1:{stack.anchor_port}/"
+        # One counter each: a `next` counter only ever rises, so all of its answers, from every
+        # round, must differ; nothing else (set) touches it.
         scenarios = [
             ("next, JWT", dict(method="POST", url=f"{app}/api/counters/default/next", token=jwt, collect=True)),
-            ("next, API key", dict(method="POST", url=f"{app}/api/counters/default/next", token=key, collect=True)),
-            ("current", dict(method="GET", url=f"{app}/api/counters/default", token=jwt)),
-            ("set", dict(method="PUT", url=f"{app}/api/counters/default", token=jwt, body={"value": 5})),
+            ("next, API key", dict(method="POST", url=f"{app}/api/counters/keyed/next", token=key, collect=True)),
+            ("current", dict(method="GET", url=f"{app}/api/counters/read", token=jwt)),
+            ("set", dict(method="PUT", url=f"{app}/api/counters/written", token=jwt, body={"value": 5})),
             ("list of 50", dict(method="GET", url=f"{app}/api/counters", token=lister_jwt)),
         ]
-        rows, collected = [], []
+        if args.only:
+            scenarios = [(label, kw) for label, kw in scenarios if args.only in label]
+        collected = {label: tmp / f"values-{n}" for n, (label, kw) in enumerate(scenarios) if kw.get("collect")}
 
         def run(label, connections, url, collect=False, **kw):
-            out = str(tmp / f"values-{len(collected)}") if collect else ""
+            out = f"{collected[label]}-c{connections}-{time.monotonic_ns()}" if collect else ""
             result = wrk(url, connections, args.seconds, tmp, collect=out, **kw)
-            if collect:
-                collected.append(out)
-            rows.append((label, connections, result))
             print(f"{label:<28} c={connections:<3} {result['rps']:8.0f} req/s  p50 {result['p50']:6.2f} ms"
                   f"  p99 {result['p99']:6.2f} ms  errors {result['errors']}", flush=True)  # fmt: skip
             return result
 
-        anchors = {}
-        if args.only:
-            scenarios = [(label, kw) for label, kw in scenarios if args.only in label]
+        # Rounds: the anchor, every scenario, the anchor again, and so on. Each scenario's ratio
+        # is taken per round, against the two anchor runs around that round, so a machine that
+        # speeds up or slows down between rounds moves both sides of the ratio alike.
+        measured = {}  # connections: (anchor runs, {label: [run per round]})
         for connections in [int(c) for c in args.connections.split(",")]:
-            anchors[connections] = [run("anchor", connections, f"http://127.0.0.1:{stack.anchor_port}/")]
-            for label, kw in scenarios:
-                if label.startswith("next"):
-                    store.set_value(user.id, "default", 0)  # each collected run starts from 0
-                run(label, connections, **dict(kw))
-            anchors[connections].append(run("anchor (again)", connections, f"http://127.0.0.1:{stack.anchor_port}/"))
+            anchors, runs = [run("anchor", connections, anchor_url)], {label: [] for label, _ in scenarios}
+            for number in range(args.rounds):
+                print(f"bench: round {number + 1} of {args.rounds} at {connections} connections", flush=True)
+                for label, kw in scenarios:
+                    runs[label].append(run(label, connections, **kw))
+                anchors.append(run("anchor", connections, anchor_url))
+            measured[connections] = (anchors, runs)
 
         big = []
         if args.big:
@@ -225,75 +236,121 @@ def main() -> int:
             memory = (store._client().info("memory")["used_memory"] - before) / 100_000
             next_url, list_url = scenarios[0][1]["url"], scenarios[-1][1]["url"]
             for connections in (1, 32):
-                result = wrk(next_url, connections, args.seconds, tmp, method="POST", token=jwt)
+                result = wrk(next_url, connections, 2 * args.seconds, tmp, method="POST", token=jwt)
                 big.append(("next, JWT, 100,000 counters", connections, result))
-            big.append(("list of 50, 100,000 counters", 32, wrk(list_url, 32, args.seconds, tmp, token=lister_jwt)))
-        duplicates = check_values(collected)
+            result = wrk(list_url, 32, 2 * args.seconds, tmp, token=lister_jwt)
+            big.append(("list of 50, 100,000 counters", 32, result))
+        duplicates = check_values(list(collected.values()))
     finally:
         stack.stop()
-    write_report(rows, anchors, big, memory if args.big else None, duplicates, args)
+    write_report(measured, big, memory if args.big else None, duplicates, args)
     shutil.rmtree(tmp, ignore_errors=True)
     return 1 if duplicates else 0
 
 
-def check_values(files: list[str]) -> int:
-    """Every next answer of a run, from every wrk thread: duplicates found (must be 0)."""
+def check_values(prefixes: list[Path]) -> int:
+    """Every next answer of a scenario, from every round and wrk thread: duplicates (must be 0)."""
     duplicates = 0
-    for prefix in files:
+    for prefix in prefixes:
         values = []
-        for path in Path(prefix).parent.glob(Path(prefix).name + "-*.txt"):
+        for path in prefix.parent.glob(prefix.name + "-*.txt"):
             values += [line for line in path.read_text().splitlines() if not line.startswith("status")]
         duplicates += len(values) - len(set(values))
         print(f"bench: {len(values)} next answers collected, {len(values) - len(set(values))} duplicates")
     return duplicates
 
 
-# How far the anchor may move between its two runs at one connection count (before and after
-# the scenarios) for the run to be written to BENCHMARKS.md.
+# A round counts only if the anchor before it and the one after it are within this of each other:
+# otherwise the machine moved under the round, and its ratios are ratios to nothing in particular.
+# (Once, before rounds, the anchor went from 2,690 to 1,523 req/s within one run while Redis's
+# fsyncs waited on a busy disk.)
 MAX_ANCHOR_DRIFT = 0.2
 
 
-def drift(runs: list[dict]) -> float:
-    rates = [r["rps"] for r in runs]
-    return max(rates) / min(rates) - 1
+def drift(before: dict, after: dict) -> float:
+    return max(before["rps"], after["rps"]) / min(before["rps"], after["rps"]) - 1
 
 
-def write_report(rows, anchors, big, memory, duplicates, args):
+def ratios(anchors: list[dict], runs: list[dict]) -> tuple[list[float], list[float]]:
+    """Per steady round: (req/s ÷ anchor, p99 ÷ anchor's p99), against the anchors around it."""
+    rps, p99 = [], []
+    for before, after, r in zip(anchors[:-1], anchors[1:], runs, strict=True):
+        if drift(before, after) <= MAX_ANCHOR_DRIFT:
+            rps.append(r["rps"] / ((before["rps"] + after["rps"]) / 2))
+            p99.append(r["p99"] / ((before["p99"] + after["p99"]) / 2))
+    return rps, p99
+
+
+def row(label: str, connections: int, runs: list[dict], ratio: str, p99_ratio: str) -> str:
+    median = statistics.median
+    return (
+        f"| {label} | {connections} | {median(r['rps'] for r in runs):.0f} | {median(r['p50'] for r in runs):.2f} "
+        f"| {median(r['p99'] for r in runs):.2f} | {ratio} | {p99_ratio} |"
+    )
+
+
+def write_report(measured, big, memory, duplicates, args):
     cores = os.cpu_count()
     lines = [
-        "| scenario | conns | req/s | p50 ms | p99 ms | req/s ÷ anchor | p99 ÷ anchor |",
+        "| scenario | conns | req/s | p50 ms | p99 ms | req/s ÷ anchor (lowest–highest round) | p99 ÷ anchor |",
         "|---|---|---|---|---|---|---|",
     ]
-    for label, connections, r in rows + big:
-        anchor_rps = sum(a["rps"] for a in anchors[connections]) / len(anchors[connections])
-        anchor_p99 = sum(a["p99"] for a in anchors[connections]) / len(anchors[connections])
+    steady_rounds = {}
+    median = statistics.median
+    for connections, (anchors, runs) in measured.items():
+        steady_rounds[connections] = sum(
+            drift(a, b) <= MAX_ANCHOR_DRIFT for a, b in zip(anchors, anchors[1:], strict=False)
+        )
+        lowest, highest = min(a["rps"] for a in anchors), max(a["rps"] for a in anchors)
+        lines.append(row("anchor", connections, anchors, f"1 ({lowest:.0f}–{highest:.0f} req/s)", "1"))
+        for label, rounds in runs.items():
+            rps, p99 = ratios(anchors, rounds)
+            if rps:
+                lines.append(
+                    row(
+                        label,
+                        connections,
+                        rounds,
+                        f"{median(rps):.2f} ({min(rps):.2f}–{max(rps):.2f})",
+                        f"{median(p99):.2f}",
+                    )
+                )
+            else:
+                lines.append(row(label, connections, rounds, "no steady round", "—"))
+    for label, connections, r in big:
+        anchors = measured[connections][0] if connections in measured else None
+        if anchors is None:
+            continue
+        anchor_rps = statistics.median(a["rps"] for a in anchors)
+        anchor_p99 = statistics.median(a["p99"] for a in anchors)
         lines.append(
             f"| {label} | {connections} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
-            f"| {r['rps'] / anchor_rps:.2f} | {r['p99'] / anchor_p99:.2f} |"
+            f"| {r['rps'] / anchor_rps:.2f} (one run) | {r['p99'] / anchor_p99:.2f} |"
         )
     table = "\n".join(lines)
-    footer = f"\nDuplicates among the collected `next` answers: {duplicates}."
+    footer = (
+        f"\nMedians of {args.rounds} rounds of {args.seconds} s; each round's ratios are to the anchor runs "
+        f"before and after it, and a round whose two anchor runs differ by more than {MAX_ANCHOR_DRIFT:.0%} "
+        f"is left out of them (steady rounds: "
+        + ", ".join(f"{steady} of {args.rounds} at {c} connections" for c, steady in steady_rounds.items())
+        + f"). Duplicates among the collected `next` answers: {duplicates}."
+    )
     if memory is not None:
         footer += f" Redis memory: {memory:.0f} bytes a counter (used_memory grown by 100,000 counters)."
     print(table + footer)
     if args.only or args.connections != "1,32":
         return  # a partial run is for experiments, not for the record
-    drifted = {c: runs for c, runs in anchors.items() if drift(runs) > MAX_ANCHOR_DRIFT}
-    if drifted:
-        # Every figure is a ratio to the anchor; an anchor that moved this much during the run
-        # makes them ratios to nothing in particular.
-        for connections, runs in drifted.items():
-            print(f"bench: the anchor moved from {runs[0]['rps']:.0f} to {runs[1]['rps']:.0f} req/s during the run "
-                  f"at {connections} connections ({drift(runs):.0%}, more than {MAX_ANCHOR_DRIFT:.0%})")  # fmt: skip
-        print("bench: the machine was too noisy for the record; BENCHMARKS.md is left as it was")
+    if any(2 * steady < args.rounds for steady in steady_rounds.values()):
+        print("bench: fewer than half the rounds were steady; BENCHMARKS.md is left as it was")
         return
     report = BASE_DIR / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     marker = "<!-- bench:latest -->"
+    command = f"python -m tests.bench --rounds {args.rounds} --seconds {args.seconds}{' --big' if args.big else ''}"
     block = (
-        f"{marker}\n`python -m tests.bench --seconds {args.seconds}{' --big' if args.big else ''}` on "
-        f"{cores} cores, {time.strftime('%Y-%m-%d')}; gunicorn {os.environ.get('WEB_CONCURRENCY', '3')} sync "
-        f"workers, Redis with appendfsync always, wrk -t1 on the same machine:\n\n{table}\n{footer.strip()}\n{marker}"
+        f"{marker}\n`{command}` on {cores} cores, {time.strftime('%Y-%m-%d')}; gunicorn "
+        f"{os.environ.get('WEB_CONCURRENCY', '3')} sync workers, Redis with appendfsync always, wrk -t1 on the "
+        f"same machine:\n\n{table}\n{footer.strip()}\n{marker}"
     )
     if marker in text:
         text = re.sub(re.escape(marker) + ".*?" + re.escape(marker), lambda _: block, text, flags=re.S)
