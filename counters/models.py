@@ -4,9 +4,12 @@ from django.db import models
 
 MAX_VALUE = 2**63 - 1
 NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
+# A name of `.` or `..` alone is a path step to every HTTP client that follows RFC 3986: curl
+# asks for /api/counters/.. as /api/, so such a counter could never be reached by its URL. The
+# URL patterns still match them, for any created before they were refused.
 validate_counter_name = RegexValidator(
-    rf"\A{NAME_PATTERN}\Z",
-    "Use 1 to 64 characters: letters, digits, '_', '.' or '-'.",
+    rf"\A(?!\.\.?\Z){NAME_PATTERN}\Z",
+    "Use 1 to 64 characters: letters, digits, '_', '.' or '-', and not '.' or '..' alone.",
     code="invalid_name",
 )
 

@@ -33,7 +33,7 @@ def test_a_form_post_takes_ascii_digits(alice_client, alice):
     assert r.json()["value"] == 42
 
 
-@pytest.mark.parametrize("name", ["a", "A-Z_a.z-0.9", "x" * 64, "default2"])
+@pytest.mark.parametrize("name", ["a", "A-Z_a.z-0.9", "x" * 64, "default2", "...", ".a", "a..", "-"])
 def test_it_accepts_every_valid_name(alice_client, alice, name):
     assert alice_client.post("/api/counters", {"name": name}, format="json").status_code == 201
     assert redis_value(alice, name) == 0
@@ -62,13 +62,40 @@ def test_no_credentials_is_a_401(api_client, db):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "x" * 65, "has space", "slash/es", "semi;colon", "quote'", "ünïcode", "new\nline", " lead", 5, None]
+    "name",
+    [
+        "",
+        "x" * 65,
+        "has space",
+        "slash/es",
+        "semi;colon",
+        "quote'",
+        "ünïcode",
+        "new\nline",
+        " lead",
+        5,
+        None,
+        ".",
+        "..",
+    ],
 )
 def test_a_bad_name_is_a_400(alice_client, alice, name):
     r = alice_client.post("/api/counters", {"name": name}, format="json")
     assert r.status_code == 400
     assert r.json()["code"] == "invalid"
     assert list(r.json()["fields"]) == ["name"]
+    assert list(Counter.objects.filter(owner=alice).values_list("name", flat=True)) == ["default"]
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_name_that_is_a_path_step_is_a_400(alice_client, alice, name):
+    # curl asks for /api/counters/.. as /api/: such a counter could never be reached by its URL.
+    r = alice_client.post("/api/counters", {"name": name}, format="json")
+    message = "Use 1 to 64 characters: letters, digits, '_', '.' or '-', and not '.' or '..' alone."
+    assert (r.status_code, r.json()) == (
+        400,
+        {"detail": "Invalid input.", "code": "invalid", "fields": {"name": [message]}},
+    )
     assert list(Counter.objects.filter(owner=alice).values_list("name", flat=True)) == ["default"]
 
 
