@@ -91,7 +91,8 @@ def counters_url(request) -> str:
     return f"{request.scheme}://{request.get_host()}{_counters_path()}"
 
 
-def counter_data(counters_url: str, *, name: str, value: int, created: str) -> dict:
+def counter_data(base: str, *, name: str, value: int, created: str) -> dict:
     """The public shape of a counter. A plain function: the hot path renders one per request,
-    and builds its URL from a prefix instead of reversing the route each time."""
-    return {"name": name, "value": value, "created_at": created, "url": counters_url + name}
+    and builds its URL on ``base``, the request's :func:`counters_url`, instead of reversing
+    the route each time."""
+    return {"name": name, "value": value, "created_at": created, "url": base + name}
