@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from incrementific.redis_server import RedisServer, free_port
@@ -267,15 +268,16 @@ def check_values(prefixes: list[Path]) -> int:
 MAX_ANCHOR_DRIFT = 0.2
 
 
-def drift(before: dict, after: dict) -> float:
-    return max(before["rps"], after["rps"]) / min(before["rps"], after["rps"]) - 1
+def steady(anchors: list[dict]) -> list[bool]:
+    """For each round: were the anchor runs before and after it within MAX_ANCHOR_DRIFT?"""
+    return [max(a["rps"], b["rps"]) / min(a["rps"], b["rps"]) - 1 <= MAX_ANCHOR_DRIFT for a, b in pairwise(anchors)]
 
 
 def ratios(anchors: list[dict], runs: list[dict]) -> tuple[list[float], list[float]]:
     """Per steady round: (req/s ÷ anchor, p99 ÷ anchor's p99), against the anchors around it."""
     rps, p99 = [], []
-    for before, after, r in zip(anchors[:-1], anchors[1:], runs, strict=True):
-        if drift(before, after) <= MAX_ANCHOR_DRIFT:
+    for (before, after), ok, r in zip(pairwise(anchors), steady(anchors), runs, strict=True):
+        if ok:
             rps.append(r["rps"] / ((before["rps"] + after["rps"]) / 2))
             p99.append(r["p99"] / ((before["p99"] + after["p99"]) / 2))
     return rps, p99
@@ -298,9 +300,7 @@ def write_report(measured, big, memory, duplicates, args):
     steady_rounds = {}
     median = statistics.median
     for connections, (anchors, runs) in measured.items():
-        steady_rounds[connections] = sum(
-            drift(a, b) <= MAX_ANCHOR_DRIFT for a, b in zip(anchors, anchors[1:], strict=False)
-        )
+        steady_rounds[connections] = sum(steady(anchors))
         lowest, highest = min(a["rps"] for a in anchors), max(a["rps"] for a in anchors)
         lines.append(row("anchor", connections, anchors, f"1 ({lowest:.0f}–{highest:.0f} req/s)", "1"))
         for label, rounds in runs.items():
