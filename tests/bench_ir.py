@@ -3,7 +3,8 @@
 Requests per second on a shared machine drift by tens of percent from one minute to the next;
 instruction counts do not. Each handler of incrementific/wsgi.py (the full middleware list, and
 the one bearer requests to the API take) serves POST /api/counters/default/next with a JWT
-in-process, N times and 0 times under callgrind; the difference over N is the cost of one
+in-process, N times and 0 times under callgrind, closing each response as a WSGI server does
+(Django sends request_finished from there); the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
     python -m tests.bench_ir [--requests 300] [--scenario next|next-key|current] [--bearer-only]
@@ -55,7 +56,9 @@ def child(handler_name: str, n: int, scenario: str) -> None:
 
     def request():
         environ = wsgi_environ(method, path, HTTP_AUTHORIZATION=token)
-        b"".join(app(environ, start_response))
+        response = app(environ, start_response)
+        b"".join(response)
+        response.close()  # as every WSGI server does: Django's request_finished work runs here
 
     for _ in range(20):  # first-request work (imports, caches) stays out of the difference
         request()
