@@ -101,7 +101,7 @@ def wrk(url: str, connections: int, seconds: float, tmp: Path, *, method="GET", 
 class Stack:
     """The service and the anchor, each under gunicorn, sharing one private Redis."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, *, reference: bool = False):
         self.tmp = tmp
         self.redis = RedisServer(tmp / "redis").start()
         self.env = {
@@ -121,8 +121,13 @@ class Stack:
         self.app_port, self.anchor_port = free_port(), free_port()
         self.app = self._gunicorn(self.app_port, "incrementific.wsgi")
         self.anchor = self._gunicorn(self.anchor_port, "tests.bench_anchor:application")
+        self.others = [self.app, self.anchor]
         wait_for(self.app_port)
         wait_for(self.anchor_port, "/")
+        if reference:  # the issue's plain DRF views (tests/bench_reference.py)
+            self.reference_port = free_port()
+            self.others.append(self._gunicorn(self.reference_port, "tests.bench_reference:application"))
+            wait_for(self.reference_port, "/plain")
 
     def _gunicorn(self, port, app):
         return subprocess.Popen([*GUNICORN, "--bind", f"127.0.0.1:{port}", app], env=self.env, cwd=BASE_DIR)
@@ -135,7 +140,7 @@ class Stack:
         django.setup()
 
     def stop(self):
-        for proc in (self.app, self.anchor):
+        for proc in self.others:
             proc.terminate()
             proc.wait(30)
         self.redis.stop()
@@ -178,7 +183,7 @@ def main() -> int:
         raise SystemExit("bench: wrk is needed (Debian: apt-get install wrk; `make bench` installs it as root)")
 
     tmp = Path(tempfile.mkdtemp(prefix="incrementific-bench-"))
-    stack = Stack(tmp)
+    stack = Stack(tmp, reference=True)
     try:
         stack.django()
         from accounts.services import api_key_create, user_register
@@ -197,6 +202,7 @@ def main() -> int:
 
         app = f"http://127.0.0.1:{stack.app_port}"
         anchor_url = f"http://127.0.0.1:{stack.anchor_port}/"
+        reference = f"http://127.0.0.1:{stack.reference_port}"
         # One counter each: a `next` counter only ever rises, so all of its answers, from every
         # round, must differ; nothing else (set) touches it.
         scenarios = [
@@ -205,6 +211,8 @@ def main() -> int:
             ("current", dict(method="GET", url=f"{app}/api/counters/read", token=jwt)),
             ("set", dict(method="PUT", url=f"{app}/api/counters/written", token=jwt, body={"value": 5})),
             ("list of 50", dict(method="GET", url=f"{app}/api/counters", token=lister_jwt)),
+            (PLAIN_DRF, dict(method="POST", url=f"{reference}/plain")),
+            ("reference: plain DRF view, simplejwt", dict(method="POST", url=f"{reference}/jwt", token=jwt)),
         ]
         if args.only:
             scenarios = [(label, kw) for label, kw in scenarios if args.only in label]
@@ -235,7 +243,8 @@ def main() -> int:
             before = store._client().info("memory")["used_memory"]
             populate(10_000, 10)
             memory = (store._client().info("memory")["used_memory"] - before) / 100_000
-            next_url, list_url = scenarios[0][1]["url"], scenarios[-1][1]["url"]
+            urls = dict((label, kw["url"]) for label, kw in scenarios)
+            next_url, list_url = urls["next, JWT"], urls["list of 50"]
             for connections in (1, 32):
                 result = wrk(next_url, connections, 2 * args.seconds, tmp, method="POST", token=jwt)
                 big.append(("next, JWT, 100,000 counters", connections, result))
@@ -266,6 +275,8 @@ def check_values(prefixes: list[Path]) -> int:
 # (Once, before rounds, the anchor went from 2,690 to 1,523 req/s within one run while Redis's
 # fsyncs waited on a busy disk.)
 MAX_ANCHOR_DRIFT = 0.2
+# The issue's bar: `next` with a JWT is to beat this view (no authentication at all) in the same run.
+PLAIN_DRF = "reference: plain DRF view, no auth"
 
 
 def steady(anchors: list[dict]) -> list[bool]:
@@ -281,6 +292,11 @@ def ratios(anchors: list[dict], runs: list[dict]) -> tuple[list[float], list[flo
             rps.append(r["rps"] / ((before["rps"] + after["rps"]) / 2))
             p99.append(r["p99"] / ((before["p99"] + after["p99"]) / 2))
     return rps, p99
+
+
+def beside(anchors: list[dict], runs: list[dict], reference: list[dict]) -> list[float]:
+    """Per steady round: req/s ÷ the reference's req/s in the same round."""
+    return [r["rps"] / ref["rps"] for ok, r, ref in zip(steady(anchors), runs, reference, strict=True) if ok]
 
 
 def row(label: str, connections: int, runs: list[dict], ratio: str, p99_ratio: str) -> str:
@@ -335,6 +351,15 @@ def write_report(measured, big, memory, duplicates, args):
         + ", ".join(f"{steady} of {args.rounds} at {c} connections" for c, steady in steady_rounds.items())
         + f"). Duplicates among the collected `next` answers: {duplicates}."
     )
+    for connections, (anchors, runs) in measured.items():
+        if "next, JWT" not in runs or PLAIN_DRF not in runs:
+            continue
+        if per_round := beside(anchors, runs["next, JWT"], runs[PLAIN_DRF]):
+            footer += (
+                f" At {connections} connections, `next` with a JWT served {median(per_round):.2f} times the"
+                " requests/s of the plain DRF view with no authentication, in the same rounds"
+                f" ({min(per_round):.2f}–{max(per_round):.2f})."
+            )
     if memory is not None:
         footer += f" Redis memory: {memory:.0f} bytes a counter (used_memory grown by 100,000 counters)."
     print(table + footer)
