@@ -147,6 +147,10 @@ CACHES = {
     },
 }
 
+# django-redis's own default, written down: its close() looks this up at the end of every request,
+# and a setting that is not there costs an exception each time (1% of a `next`, BENCHMARKS.md).
+DJANGO_REDIS_CLOSE_CONNECTION = False
+
 # Counters reserve values in SQL a block at a time; see counters/services.py.
 COUNTER_BLOCK_SIZE = envint("COUNTER_BLOCK_SIZE", 1000)
 if COUNTER_BLOCK_SIZE < 1:
