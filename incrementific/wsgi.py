@@ -5,14 +5,15 @@ a session, a CSRF cookie or a flash message: DRF authenticates it from the heade
 refuses it if the header is bad, never falling back to a session. Such requests go through a
 handler without those four middlewares (a few percent of `next`, BENCHMARKS.md); everything
 else, the web app, the admin and the browsable API with their cookies, through the full list.
-The security headers and the body limit are in both.
+The security headers and the body limit are in both. Both make their requests with `Request`,
+which validates the host once.
 """
 
 import os
 
 import django
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incrementific.settings")
 django.setup(set_prefix=False)
@@ -28,18 +29,34 @@ BROWSER_ONLY = {
 }
 
 
+class Request(WSGIRequest):
+    """Django's request, with its host validated once. CommonMiddleware validates the host of
+    every request, and a counter's URL asks for it again: 3% of a `next`'s instructions
+    (BENCHMARKS.md). A host that fails raises DisallowedHost, is not kept, and fails again."""
+
+    def get_host(self) -> str:
+        host = self.__dict__.get("_validated_host")
+        if host is None:
+            host = self.__dict__["_validated_host"] = super().get_host()
+        return host
+
+
+class Handler(WSGIHandler):
+    request_class = Request
+
+
 def _handler(middleware: list[str]) -> WSGIHandler:
     # WSGIHandler reads settings.MIDDLEWARE once, when it is made; this runs at import, before
     # any request, so no request can see the shorter list.
     full = settings.MIDDLEWARE
     settings.MIDDLEWARE = middleware
     try:
-        return WSGIHandler()
+        return Handler()
     finally:
         settings.MIDDLEWARE = full
 
 
-browser_application = WSGIHandler()
+browser_application = Handler()
 bearer_application = _handler([name for name in settings.MIDDLEWARE if name not in BROWSER_ONLY])
 
 

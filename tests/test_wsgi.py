@@ -87,3 +87,22 @@ def test_pages_with_forms_get_their_cookies_whatever_the_authorization_header(al
     status, headers, body = call("GET", path, authorization=bearer(alice))
     assert status == 200
     assert "csrftoken=" in headers.get("Set-Cookie", "")
+
+
+def test_the_host_is_validated_once_a_request_and_a_bad_one_still_refused(alice, monkeypatch):
+    import django.http.request
+
+    validated = []
+    real = django.http.request.validate_host
+    monkeypatch.setattr(django.http.request, "validate_host", lambda *a: validated.append(a[0]) or real(*a))
+    status, _, body = call("POST", "/api/counters/default/next", authorization=bearer(alice))
+    assert status == 200
+    assert json.loads(body)["url"] == "http://127.0.0.1/api/counters/default"
+    assert validated == ["127.0.0.1"]  # CommonMiddleware's check; the counter's URL reuses it
+
+    environ = wsgi_environ("POST", "/api/counters/default/next", HTTP_AUTHORIZATION=bearer(alice))
+    environ["HTTP_HOST"] = "evil.example"
+    answer = {}
+    body = b"".join(wsgi.application(environ, lambda status, headers, exc_info=None: answer.update(status=status)))
+    assert answer["status"].startswith("400")
+    assert redis_value(alice, "default") == 1  # nothing taken for the refused request
