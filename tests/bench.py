@@ -243,7 +243,7 @@ def main() -> int:
             before = store._client().info("memory")["used_memory"]
             populate(10_000, 10)
             memory = (store._client().info("memory")["used_memory"] - before) / 100_000
-            urls = dict((label, kw["url"]) for label, kw in scenarios)
+            urls = {label: kw["url"] for label, kw in scenarios}
             next_url, list_url = urls["next, JWT"], urls["list of 50"]
             for connections in (1, 32):
                 result = wrk(next_url, connections, 2 * args.seconds, tmp, method="POST", token=jwt)

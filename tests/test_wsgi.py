@@ -104,5 +104,6 @@ def test_the_host_is_validated_once_a_request_and_a_bad_one_still_refused(alice,
     environ["HTTP_HOST"] = "evil.example"
     answer = {}
     body = b"".join(wsgi.application(environ, lambda status, headers, exc_info=None: answer.update(status=status)))
-    assert answer["status"].startswith("400")
+    assert answer["status"] == "400 Bad Request"
+    assert json.loads(body) == {"detail": "Bad request.", "code": "bad_request"}
     assert redis_value(alice, "default") == 1  # nothing taken for the refused request
