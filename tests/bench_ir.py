@@ -7,10 +7,10 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 (Django sends request_finished from there); the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
-    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|current] [--bearer-only]
+    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|current|set] [--bearer-only]
 
-Scenarios: `next` with a JWT (the default), `next` with an API key, and reading a counter
-(`current`) with a JWT.
+Scenarios: `next` with a JWT (the default), `next` with an API key, reading a counter
+(`current`) and setting it (`set`, a JSON body) with a JWT.
 
 Two runs of one tree, at one path and with the same options, agree to a few instructions. But
 the same request path counted from 1,170,355 to 1,194,242 at three paths, with and without
@@ -20,6 +20,7 @@ after the other (`git checkout` in one worktree), and take a difference under 1%
 """
 
 import argparse
+import io
 import os
 import subprocess
 import sys
@@ -29,10 +30,11 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HANDLERS = ["browser_application", "bearer_application"]
-SCENARIOS = {  # name: (method, path, credential)
-    "next": ("POST", "/api/counters/default/next", "jwt"),
-    "next-key": ("POST", "/api/counters/default/next", "key"),
-    "current": ("GET", "/api/counters/default", "jwt"),
+SCENARIOS = {  # name: (method, path, credential, JSON body)
+    "next": ("POST", "/api/counters/default/next", "jwt", b""),
+    "next-key": ("POST", "/api/counters/default/next", "key", b""),
+    "current": ("GET", "/api/counters/default", "jwt", b""),
+    "set": ("PUT", "/api/counters/default", "jwt", b'{"value": 5}'),
 }
 
 
@@ -46,7 +48,7 @@ def child(handler_name: str, n: int, scenario: str) -> None:
     from tests.conftest import bearer
     from tests.helpers import wsgi_environ
 
-    method, path, credential = SCENARIOS[scenario]
+    method, path, credential, body = SCENARIOS[scenario]
     user = user_register(username="bench", password="a-long-enough-passphrase")
     token = bearer(user) if credential == "jwt" else "Bearer " + api_key_create(user_id=user.id, name="bench")[1]
     app = getattr(wsgi, handler_name)
@@ -56,6 +58,9 @@ def child(handler_name: str, n: int, scenario: str) -> None:
 
     def request():
         environ = wsgi_environ(method, path, HTTP_AUTHORIZATION=token)
+        if body:
+            environ.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(body)))
+            environ["wsgi.input"] = io.BytesIO(body)
         response = app(environ, start_response)
         b"".join(response)
         response.close()  # as every WSGI server does: Django's request_finished work runs here
@@ -117,7 +122,7 @@ def main() -> int:
         for server in servers:
             server.stop()
     per_request = {name: (counts[2 * i + 1] - counts[2 * i]) / args.requests for i, name in enumerate(handlers)}
-    method, path, credential = SCENARIOS[args.scenario]
+    method, path, credential, _ = SCENARIOS[args.scenario]
     with_what = "a JWT" if credential == "jwt" else "an API key"
     print(f"instructions per {method} {path} with {with_what}, in-process ({args.requests} requests):")
     for name, count in per_request.items():
