@@ -138,7 +138,7 @@ class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
         return self._respond(self._state())
 
     def update(self, request, name):
-        data = self._valid(CounterSetSerializer)
+        data = CounterSetSerializer.validated(request.data)
         state = self.as_caller(services.counter_set, name=name, value=data["value"])
         return self._respond(state)
 
@@ -154,6 +154,6 @@ class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
         # No body is the usual call, and it skips the parsers and the serializer (BENCHMARKS.md).
         # DRF's own test for a body (request.stream is None without one), so a body DRF would
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
-        step = 1 if request.stream is None else self._valid(CounterNextSerializer)["step"]
+        step = 1 if request.stream is None else CounterNextSerializer.validated(request.data)["step"]
         state = self.as_caller(services.counter_next, name=name, step=step)
         return self._respond(state)
