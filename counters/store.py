@@ -275,15 +275,35 @@ def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
     return CounterStoreUnavailable(str(exc))
 
 
+def _command(*args) -> object:
+    """Send one command and return its reply, on a connection of the client's pool.
+
+    What ``client.execute_command()`` does for a script, less what this project does not use
+    (OpenTelemetry hooks, HIMPORT's dispatch, reply callbacks, of which scripts have none):
+    3.7% of a `next`'s instructions (BENCHMARKS.md). The retry is the client's own: the
+    connection's Retry (settings.CACHES) reconnects and sends again after a connection error
+    or a timeout; an error reply raises as it does there (NoScriptError, ResponseError)."""
+    pool = _client().connection_pool
+    conn = pool.get_connection()
+    try:
+        return conn.retry.call_with_retry(lambda: _send_and_read(conn, args), lambda error: conn.disconnect())
+    finally:
+        pool.release(conn)
+
+
+def _send_and_read(conn, args: tuple) -> object:
+    conn.send_command(*args)
+    return conn.read_response()
+
+
 def run_script(src: str, keys: list[str], args: list) -> object:
     """Run a Lua script in one round trip: EVALSHA, or EVAL when Redis restarted and lost its
     script cache. The one way this project runs a script (accounts/keystore.py uses it too)."""
-    client = _client()
     try:
         try:
-            return client.evalsha(_sha(src), len(keys), *keys, *args)
+            return _command("EVALSHA", _sha(src), len(keys), *keys, *args)
         except NoScriptError:
-            return client.eval(src, len(keys), *keys, *args)
+            return _command("EVAL", src, len(keys), *keys, *args)
     except RedisError as exc:
         raise _unavailable(exc) from exc
 

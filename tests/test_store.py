@@ -29,6 +29,28 @@ def test_next_is_one_round_trip(counter, redis_round_trips):
     assert redis_round_trips == ["evalsha"]
 
 
+def test_a_connection_redis_dropped_is_reconnected_and_the_script_sent_once_more(counter, redis_conn, monkeypatch):
+    # settings.CACHES gives the store's connections one immediate retry: a connection that
+    # Redis closed after the pool handed it out (a restart, a client timeout) is reconnected
+    # and the call made again, instead of answering a 503.
+    pool = store._client().connection_pool
+    checkout = pool.get_connection
+    dropped = []
+
+    def get_connection():
+        conn = checkout()
+        if not dropped:
+            conn.send_command("CLIENT", "ID")
+            dropped.append(conn.read_response())
+            assert redis_conn.client_kill_filter(_id=dropped[0]) == 1
+        return conn
+
+    monkeypatch.setattr(pool, "get_connection", get_connection)
+    assert store.next_value(1, "c", 1) == store.State(1, "2026-01-01T00:00:00Z")
+    assert dropped and dropped[0] not in [int(client["id"]) for client in redis_conn.client_list()]
+    assert store.get(1, "c").value == 1
+
+
 def test_increments_from_many_threads_are_atomic(counter):
     results = []
 
