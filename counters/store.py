@@ -23,9 +23,11 @@ values: HINCRBY adds exactly in 64 bits (and refuses to overflow), and compariso
 on the decimal strings.
 """
 
+import collections
 import functools
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -34,7 +36,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from incrementific import rates
 
@@ -275,25 +277,68 @@ def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
     return CounterStoreUnavailable(str(exc))
 
 
+class _Idle(NamedTuple):
+    """The connections scripts use that no call holds right now (see _command)."""
+
+    pool: object  # the client's pool, whose settings they were made with
+    connections: collections.deque  # append() and pop() are atomic: no lock needed
+
+
+_idle = _Idle(None, collections.deque())
+
+
+def _forget_connections() -> None:
+    # A forked child (a gunicorn worker) makes its own: the inherited sockets are the parent's.
+    global _idle
+    _idle = _Idle(None, collections.deque())
+
+
+os.register_at_fork(after_in_child=_forget_connections)
+
+
 def _command(*args) -> object:
-    """Send one command and return its reply, on a connection of the client's pool.
+    """Send one command and return its reply, on a connection of the store's own.
 
     What ``client.execute_command()`` does for a script, less what this project does not use
-    (OpenTelemetry hooks, HIMPORT's dispatch, reply callbacks, of which scripts have none):
-    3.7% of a `next`'s instructions (BENCHMARKS.md). The retry is the client's own: the
-    connection's Retry (settings.CACHES) reconnects and sends again after a connection error
-    or a timeout; an error reply raises as it does there (NoScriptError, ResponseError)."""
+    (OpenTelemetry hooks, HIMPORT's dispatch, reply callbacks, of which scripts have none), and
+    without the pool's checks when it lends a connection and takes it back (a lock, a poll of
+    the socket, metrics): 9.1% of a `next`'s instructions in all (BENCHMARKS.md). A connection
+    goes back idle only in step with Redis (see _send_and_read), which is what the pool's poll
+    makes sure of. The retry is the client's own: the connection's Retry (settings.CACHES)
+    reconnects and sends again after a connection error or a timeout, so a connection that
+    Redis closed costs no error. An error reply raises as it does there (NoScriptError,
+    ResponseError)."""
+    idle = _idle
     pool = _client().connection_pool
-    conn = pool.get_connection()
+    if idle.pool is not pool:  # the first call, or tests pointed the store at another server
+        idle = _use_pool(pool)
+    try:
+        conn = idle.connections.pop()
+    except IndexError:
+        conn = pool.connection_class(**pool.connection_kwargs)  # as the pool makes them
     try:
         return conn.retry.call_with_retry(lambda: _send_and_read(conn, args), lambda error: conn.disconnect())
     finally:
-        pool.release(conn)
+        idle.connections.append(conn)
+
+
+def _use_pool(pool) -> _Idle:
+    global _idle
+    _idle = _Idle(pool, collections.deque())
+    return _idle
 
 
 def _send_and_read(conn, args: tuple) -> object:
-    conn.send_command(*args)
-    return conn.read_response()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    except ResponseError:
+        raise  # a whole reply, read: the connection is in step
+    except BaseException:
+        # redis-py disconnects when sending or reading is interrupted; this covers the moment
+        # between the two. A reply left unread must never be taken as the next call's.
+        conn.disconnect()
+        raise
 
 
 def run_script(src: str, keys: list[str], args: list) -> object:

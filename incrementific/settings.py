@@ -140,8 +140,9 @@ CACHES = {
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": envint("REDIS_TIMEOUT_SECONDS", 2),
             "SOCKET_TIMEOUT": envint("REDIS_TIMEOUT_SECONDS", 2),
-            # One immediate retry reconnects a pool whose connections died with a Redis restart.
-            # Re-running `next` after a timeout can only skip a value, never repeat one.
+            # One immediate retry reconnects a connection that died with a Redis restart (the
+            # store's own, counters/store.py, and the pool's). Re-running `next` after a timeout
+            # can only skip a value, never repeat one.
             "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
         },
     },

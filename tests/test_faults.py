@@ -2,6 +2,7 @@
 (`private_redis`) and stops it by its pid; none touches a server it did not start."""
 
 import logging
+import signal
 import threading
 import time
 
@@ -180,3 +181,46 @@ def test_a_paused_redis_is_a_503_after_the_timeout_not_a_hang(make_user, private
     finally:
         private_redis.resume()
     assert services.counter_next(owner_id=user.id, name="default").value >= 1
+
+
+class Interrupted(BaseException):
+    """Raised by a signal handler in the middle of a call, as a worker's shutdown might."""
+
+
+def test_a_call_interrupted_while_it_waits_leaves_no_reply_for_the_next_call(private_redis):
+    # The store keeps a connection per thread. A call stopped between sending its script and
+    # reading the reply must not leave that reply to be read as the next call's: the next call
+    # here is on another counter, and must get that counter's value.
+    store.create(1, "a", value=0, limit=10**6, created="x")
+    store.create(1, "b", value=100, limit=10**6, created="x")
+    assert store.next_value(1, "a", 1).value == 1
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    private_redis.pause()  # the script is sent, and its reply waits for the resume
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            store.next_value(1, "a", 1)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        private_redis.resume()
+    assert store.next_value(1, "b", 1) == store.State(101, "x")
+    assert store.get(1, "a").value in (1, 2)  # the interrupted call ran or not; nobody was told
+
+
+def test_a_call_interrupted_before_it_reads_leaves_no_reply_for_the_next_call(redis_conn, monkeypatch):
+    # The same, with the interruption after the script is sent and before its reply is read.
+    store.create(1, "a", value=0, limit=10**6, created="x")
+    store.create(1, "b", value=100, limit=10**6, created="x")
+    assert store.next_value(1, "a", 1).value == 1
+    conn = store._idle.connections[-1]  # the one the next call takes (the last given back)
+    monkeypatch.setattr(conn, "read_response", lambda *args, **kwargs: (_ for _ in ()).throw(Interrupted()))
+    with pytest.raises(Interrupted):
+        store.next_value(1, "a", 1)
+    monkeypatch.undo()
+    assert store.next_value(1, "b", 1) == store.State(101, "x")
+    assert store.get(1, "a").value == 2  # sent and run, but its answer reached nobody
