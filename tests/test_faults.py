@@ -109,7 +109,10 @@ def test_flushall_resumes_above_every_value_handed_out(make_user, private_redis,
     flush = lambda: store._client().flushall()  # noqa: E731
     hammer, before, after = run_fault(user, flush)
     assert_no_repeats_and_resumes_above(hammer, before, after)
-    assert min(after) - max(before) <= settings.COUNTER_BLOCK_SIZE + 1 + len(hammer.threads)
+    # What a flush may cost: the rest of the block reserved when Redis forgot the counter, and
+    # the values of the calls in flight. Values handed out while the flush ran are not lost.
+    skipped = set(range(max(before) + 1, min(after))) - set(hammer.snapshot())
+    assert len(skipped) <= settings.COUNTER_BLOCK_SIZE + 1 + len(hammer.threads), sorted(skipped)
 
 
 def test_a_new_empty_server_resumes_above_every_value_handed_out(make_user, private_redis, tmp_path):
