@@ -186,21 +186,31 @@ def test_a_paused_redis_is_a_503_after_the_timeout_not_a_hang(make_user, private
     assert services.counter_next(owner_id=user.id, name="default").value >= 1
 
 
+def test_connections_redis_closed_are_reconnected_and_the_call_made_once_more(private_redis):
+    # settings.CACHES gives the store's connections one immediate retry: after Redis closed
+    # them (a restart, a client timeout), the next call reconnects and is answered, not a 503.
+    store.create(1, "c", value=0, limit=10**6, created="x")
+    assert store.next_value(1, "c", 1).value == 1
+    assert store._client().client_kill_filter(skipme=True) >= 1  # every connection but this one
+    assert store.next_value(1, "c", 1) == store.State(2, "x")
+    assert store.get(1, "c").value == 2
+
+
 class Interrupted(BaseException):
     """Raised by a signal handler in the middle of a call, as a worker's shutdown might."""
 
 
+def interrupt(*args, **kwargs):
+    raise Interrupted
+
+
 def test_a_call_interrupted_while_it_waits_leaves_no_reply_for_the_next_call(private_redis):
-    # The store keeps a connection per thread. A call stopped between sending its script and
-    # reading the reply must not leave that reply to be read as the next call's: the next call
-    # here is on another counter, and must get that counter's value.
+    # The store keeps its connections from one call to the next. A call stopped between
+    # sending its script and reading the reply must not leave that reply to be read as the
+    # next call's: the next call here is on another counter, and must get that counter's value.
     store.create(1, "a", value=0, limit=10**6, created="x")
     store.create(1, "b", value=100, limit=10**6, created="x")
     assert store.next_value(1, "a", 1).value == 1
-
-    def interrupt(signum, frame):
-        raise Interrupted
-
     previous = signal.signal(signal.SIGALRM, interrupt)
     private_redis.pause()  # the script is sent, and its reply waits for the resume
     try:
@@ -221,7 +231,7 @@ def test_a_call_interrupted_before_it_reads_leaves_no_reply_for_the_next_call(re
     store.create(1, "b", value=100, limit=10**6, created="x")
     assert store.next_value(1, "a", 1).value == 1
     conn = store._idle.connections[-1]  # the one the next call takes (the last given back)
-    monkeypatch.setattr(conn, "read_response", lambda *args, **kwargs: (_ for _ in ()).throw(Interrupted()))
+    monkeypatch.setattr(conn, "read_response", interrupt)
     with pytest.raises(Interrupted):
         store.next_value(1, "a", 1)
     monkeypatch.undo()
