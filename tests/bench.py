@@ -374,8 +374,8 @@ def write_report(measured, big, memory, duplicates, args):
     command = f"python -m tests.bench --rounds {args.rounds} --seconds {args.seconds}{' --big' if args.big else ''}"
     block = (
         f"{marker}\n`{command}` on {cores} cores, {time.strftime('%Y-%m-%d')}; gunicorn "
-        f"{os.environ.get('WEB_CONCURRENCY', '3')} sync workers, Redis with appendfsync always, wrk -t1 on the "
-        f"same machine:\n\n{table}\n{footer.strip()}\n{marker}"
+        f"{os.environ.get('WEB_CONCURRENCY', '3')} sync workers with the access log off (all alike), Redis with "
+        f"appendfsync always, wrk -t1 on the same machine:\n\n{table}\n{footer.strip()}\n{marker}"
     )
     if marker in text:
         text = re.sub(re.escape(marker) + ".*?" + re.escape(marker), lambda _: block, text, flags=re.S)
