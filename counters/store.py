@@ -287,15 +287,6 @@ class _Idle(NamedTuple):
 _idle = _Idle(None, collections.deque())
 
 
-def _forget_connections() -> None:
-    # A forked child (a gunicorn worker) makes its own: the inherited sockets are the parent's.
-    global _idle
-    _idle = _Idle(None, collections.deque())
-
-
-os.register_at_fork(after_in_child=_forget_connections)
-
-
 def _command(*args) -> object:
     """Send one command and return its reply, on a connection of the store's own.
 
@@ -323,9 +314,15 @@ def _command(*args) -> object:
 
 
 def _use_pool(pool) -> _Idle:
+    """Start over with no idle connections, for ``pool``'s server (None: whichever is next)."""
     global _idle
     _idle = _Idle(pool, collections.deque())
     return _idle
+
+
+# A forked child (a gunicorn worker) makes its own connections: the inherited sockets are the
+# parent's.
+os.register_at_fork(after_in_child=lambda: _use_pool(None))
 
 
 def _send_and_read(conn, args: tuple) -> object:
