@@ -18,11 +18,13 @@ install: $(STAMP)
 run: install
 	$(PY) -m incrementific.serve
 
+# Both with make run's DATA_DIR, database and generated keys (incrementific/local.py).
 migrate: install
-	DEBUG=True $(PY) manage.py migrate
+	$(PY) -m incrementific.local migrate
 
+# Asks for the name and password, or takes DJANGO_SUPERUSER_USERNAME, _PASSWORD (and _EMAIL).
 superuser: install
-	DEBUG=True $(PY) manage.py createsuperuser
+	$(PY) -m incrementific.local createsuperuser $(if $(and $(DJANGO_SUPERUSER_USERNAME),$(DJANGO_SUPERUSER_PASSWORD)),--noinput)
 
 test: install
 	$(VENV)/bin/pytest

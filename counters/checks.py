@@ -4,7 +4,14 @@ The reservations in SQL make a Redis that *forgets* harmless (a forgotten counte
 above everything it handed out), but not one that comes back *stale*: an old copy of a counter
 cannot be told from a live one, and `next` would hand out its last values again. See
 README.md, "Redis in production".
+
+They connect to Redis, so, like Django's database checks, they run only when asked for:
+`manage.py check` (counters/management/commands/check.py) asks. Every other command (migrate,
+createsuperuser, collectstatic) runs without them and needs no Redis.
 """
+
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.core.checks import Tags, Warning, register
 from redis.exceptions import RedisError
@@ -19,8 +26,25 @@ def _config(client, name: str) -> str:
     return client.config_get(name).get(name, "")
 
 
+_asked: ContextVar[bool] = ContextVar("redis_checks_asked", default=False)
+
+
+@contextmanager
+def redis_checks():
+    """Within it, the system checks include the Redis ones."""
+    token = _asked.set(True)
+    try:
+        yield
+    finally:
+        _asked.reset(token)
+
+
 @register(Tags.compatibility, "redis")
-def check_counter_redis(app_configs=None, **kwargs) -> list[Warning]:
+def check_counter_redis_when_asked(app_configs=None, **kwargs) -> list[Warning]:
+    return check_counter_redis() if _asked.get() else []
+
+
+def check_counter_redis() -> list[Warning]:
     try:
         client = store._client()
         appendonly = _config(client, "appendonly")

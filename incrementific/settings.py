@@ -8,39 +8,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from incrementific.env import SettingError, envbool, envint, envlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def envbool(name: str, default: str = "False") -> bool:
-    value = os.environ.get(name) or default
-    if value not in ("True", "False"):
-        raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
-    return value == "True"
-
-
-def envint(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
-
-
-def envlist(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
 DEBUG = envbool("DEBUG")
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Without either, say what to do rather than fail somewhere deep in Django.
+_LOCAL = "`make run` and the other make targets make one under DATA_DIR; or set DEBUG=true for local work"
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run makes one).")
+        raise SettingError(f"SECRET_KEY is required when DEBUG is off: {_LOCAL}")
     SECRET_KEY = "insecure-debug-only-key"
 
 # Tokens get a key of their own, so that rotating SECRET_KEY (sessions, CSRF) and the token key
@@ -48,7 +30,7 @@ if not SECRET_KEY:
 JWT_SIGNING_KEY = os.environ.get("JWT_SIGNING_KEY", "")
 if not JWT_SIGNING_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("JWT_SIGNING_KEY is required when DEBUG is off (make run makes one).")
+        raise SettingError(f"JWT_SIGNING_KEY is required when DEBUG is off: {_LOCAL}")
     JWT_SIGNING_KEY = "insecure-debug-only-jwt-key-of-some-length"
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1")
@@ -153,9 +135,7 @@ CACHES = {
 DJANGO_REDIS_CLOSE_CONNECTION = False
 
 # Counters reserve values in SQL a block at a time; see counters/services.py.
-COUNTER_BLOCK_SIZE = envint("COUNTER_BLOCK_SIZE", 1000)
-if COUNTER_BLOCK_SIZE < 1:
-    raise ImproperlyConfigured("COUNTER_BLOCK_SIZE must be at least 1")
+COUNTER_BLOCK_SIZE = envint("COUNTER_BLOCK_SIZE", 1000, minimum=1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -255,14 +235,19 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Read whatever DEBUG is, so that a typo fails at start either way; applied only without DEBUG.
+_secure_cookies = envbool("SECURE_COOKIES", True)
+_ssl_redirect = envbool("SECURE_SSL_REDIRECT")
+_hsts_seconds = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+# Both commit every subdomain (and, preloaded, every browser) to https: a choice to make.
+_hsts_subdomains = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+_hsts_preload = envbool("SECURE_HSTS_PRELOAD")
 if not DEBUG:
-    SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "True")
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
-    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
-    # Both commit every subdomain (and, preloaded, every browser) to https: a choice to make.
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
-    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _secure_cookies
+    SECURE_SSL_REDIRECT = _ssl_redirect
+    SECURE_HSTS_SECONDS = _hsts_seconds
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _hsts_subdomains
+    SECURE_HSTS_PRELOAD = _hsts_preload
     if os.environ.get("SECURE_PROXY_SSL_HEADER"):
         SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 

@@ -66,6 +66,18 @@ def test_manage_py_check_runs_it(private_redis, capsys):
     assert "counters.W005" in capsys.readouterr().err
 
 
+def test_commands_that_need_no_redis_do_not_check_it(private_redis, capsys, db):
+    """migrate, createsuperuser and the rest: a Redis they do not use is none of their business."""
+    from django.core.management import call_command
+
+    store._client().config_set("maxmemory-policy", "allkeys-lru")
+    call_command("migrate", verbosity=0)
+    call_command("createsuperuser", username="root", email="", interactive=False, verbosity=0)
+    assert capsys.readouterr().err == ""
+    call_command("check")
+    assert "counters.W005" in capsys.readouterr().err
+
+
 def test_rate_windows_are_not_counters_with_a_ttl(private_redis, settings):
     settings.COUNTER_RATE_LIMIT = "5/minute"
     store.create(1, "a", value=0, limit=3, created="x")

@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 BASE_ENV = {"PATH": os.environ["PATH"], "DATA_DIR": os.environ["DATA_DIR"]}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def load_settings(**env) -> subprocess.CompletedProcess:
     code = "import incrementific.settings as s; print(s.DEBUG, s.COUNTER_BLOCK_SIZE, s.ALLOWED_HOSTS)"
     return subprocess.run(
@@ -16,19 +23,31 @@ def load_settings(**env) -> subprocess.CompletedProcess:
     )
 
 
+def manage(*args: str, **env) -> subprocess.CompletedProcess:
+    return run("manage.py", *args, **env)
+
+
+LOCAL = "`make run` and the other make targets make one under DATA_DIR; or set DEBUG=true for local work"
+
+
 def test_debug_is_off_and_a_secret_key_is_required_by_default():
     r = load_settings()
     assert r.returncode == 1
-    assert "ImproperlyConfigured: SECRET_KEY is required when DEBUG is off" in r.stderr
+    assert f"SettingError: SECRET_KEY is required when DEBUG is off: {LOCAL}" in r.stderr
+
+
+def test_manage_py_with_no_environment_at_all_says_what_to_do_in_one_line():
+    r = run("manage.py", "migrate", DATA_DIR=None)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == f"manage.py: SECRET_KEY is required when DEBUG is off: {LOCAL}\n"
 
 
 KEYS = {"SECRET_KEY": "x" * 50, "JWT_SIGNING_KEY": "y" * 50}
 
 
 def test_a_jwt_signing_key_is_required_too():
-    r = load_settings(SECRET_KEY="x" * 50)
-    assert r.returncode == 1
-    assert "ImproperlyConfigured: JWT_SIGNING_KEY is required when DEBUG is off" in r.stderr
+    r = manage("check", SECRET_KEY="x" * 50)
+    assert (r.returncode, r.stderr) == (2, f"manage.py: JWT_SIGNING_KEY is required when DEBUG is off: {LOCAL}\n")
 
 
 def test_with_its_keys_it_loads_safe_defaults():
@@ -37,11 +56,90 @@ def test_with_its_keys_it_loads_safe_defaults():
     assert r.stdout.strip() == "False 1000 ['localhost', '127.0.0.1']"
 
 
-@pytest.mark.parametrize("name, value", [("DEBUG", "yes"), ("DEBUG", "1"), ("COUNTER_BLOCK_SIZE", "many")])
-def test_a_typo_in_a_setting_fails_at_start(name, value):
-    r = load_settings(**KEYS, **{name: value})
-    assert r.returncode == 1
-    assert f"ImproperlyConfigured: {name} must be" in r.stderr
+@pytest.mark.parametrize("value", ["True", "true", "TRUE", "1", "yes", "Yes", "on", "ON", " true "])
+def test_a_yes_is_written_any_of_the_usual_ways(value):
+    r = load_settings(DEBUG=value)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "True"
+
+
+@pytest.mark.parametrize("value", ["False", "false", "0", "no", "NO", "off", "Off"])
+def test_a_no_is_written_any_of_the_usual_ways(value):
+    r = load_settings(**KEYS, DEBUG=value)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "False"
+
+
+BOOLEAN = "is not a boolean: use 1, true, yes or on for yes, 0, false, no or off for no (any case)"
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("DEBUG", "maybe", f"DEBUG='maybe' {BOOLEAN}"),
+        ("DEBUG", "2", f"DEBUG='2' {BOOLEAN}"),
+        ("SECURE_COOKIES", "yes please", f"SECURE_COOKIES='yes please' {BOOLEAN}"),
+        # read (and refused) with DEBUG on too, though only applied without it
+        ("SECURE_HSTS_PRELOAD", "nope", f"SECURE_HSTS_PRELOAD='nope' {BOOLEAN}"),
+        ("COUNTER_BLOCK_SIZE", "many", "COUNTER_BLOCK_SIZE='many' is not a whole number"),
+        ("COUNTER_BLOCK_SIZE", "0", "COUNTER_BLOCK_SIZE='0' is too small: it must be at least 1"),
+    ],
+)
+def test_a_setting_nobody_can_read_is_one_line_at_start(name, value, message):
+    r = manage("check", **KEYS, **{"DEBUG": "on" if name.startswith("SECURE_HSTS") else "off", name: value})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"manage.py: {message}\n")
+
+
+def run(*command: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *command],
+        env={key: value for key, value in {**BASE_ENV, **env}.items() if value is not None},
+        capture_output=True,
+        text=True,
+        cwd=BASE_DIR,
+        timeout=60,
+    )
+
+
+def test_gunicorn_refuses_a_bad_setting_in_one_line_before_it_binds(tmp_path):
+    gunicorn = ("-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{free_port()}", "incrementific.wsgi")
+    r = run(*gunicorn, **KEYS, DATA_DIR=str(tmp_path), ACCESS_LOG="sometimes")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"incrementific: ACCESS_LOG='sometimes' {BOOLEAN}\n")
+    r = run(*gunicorn, DATA_DIR=str(tmp_path), DEBUG="maybe")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"incrementific: DEBUG='maybe' {BOOLEAN}\n")
+
+
+def test_make_run_refuses_a_bad_setting_before_it_starts_anything(tmp_path):
+    r = run("-m", "incrementific.serve", DATA_DIR=str(tmp_path), DEBUG="maybe")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"incrementific: DEBUG='maybe' {BOOLEAN}\n")
+    assert not (tmp_path / "redis").exists()  # no Redis was started
+    r = run("-m", "incrementific.serve", DATA_DIR=str(tmp_path), REDIS_APPENDFSYNC="sometimes")
+    message = "incrementific: REDIS_APPENDFSYNC='sometimes' is not one of always, everysec, no\n"
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", message)
+    assert not (tmp_path / "redis").exists()
+
+
+def test_make_superuser_needs_no_terminal_and_no_redis(tmp_path):
+    """With the DJANGO_SUPERUSER_* variables, into make run's own DATA_DIR database, and without
+    a word about the Redis on 127.0.0.1:6379, which make run does not use."""
+    env = {
+        **BASE_ENV,
+        "DATA_DIR": str(tmp_path),
+        "DJANGO_SUPERUSER_USERNAME": "root",
+        "DJANGO_SUPERUSER_PASSWORD": "correct-horse-battery",
+        "DJANGO_SUPERUSER_EMAIL": "root@example.com",
+    }
+    make = ["make", "--no-print-directory", "-s"]
+    migrated = subprocess.run([*make, "migrate"], env=env, capture_output=True, text=True, cwd=BASE_DIR, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    r = subprocess.run([*make, "superuser"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       cwd=BASE_DIR, timeout=120)  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, "Superuser created successfully.\n", "")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        rows = db.execute("select username, email, is_superuser, is_staff from auth_user").fetchall()
+    assert rows == [("root", "root@example.com", 1, 1)]
 
 
 def test_debug_on_runs_without_a_secret_key():
