@@ -55,6 +55,8 @@ class RedisServer:
     appendfsync: str = "always"
     # In its own session, a terminal's Ctrl-C reaches the app first and the server last.
     new_session: bool = False
+    # Descriptors the server keeps open for its whole life (make run's lock on DATA_DIR).
+    inherit_fds: tuple[int, ...] = ()
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -62,6 +64,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
+        self.spawn()
+        return self.wait_until_ready(timeout)
+
+    def spawn(self) -> "RedisServer":
+        """Start the process, without waiting for it to answer."""
         self.data_dir = Path(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
@@ -80,8 +87,15 @@ class RedisServer:
             "--pidfile", "",
         ]  # fmt: skip
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=self.new_session
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=self.new_session,
+            pass_fds=self.inherit_fds,
         )
+        return self
+
+    def wait_until_ready(self, timeout: float = 10.0) -> "RedisServer":
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
