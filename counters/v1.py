@@ -27,12 +27,10 @@ from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, us
 from accounts.throttling import LoginThrottle
 from counters import services
 from counters.serializers import StrictIntegerField
-from incrementific.exceptions import exception_handler
+from incrementific.exceptions import JSON_API, exception_handler, prototype_error_body
 from incrementific.parsers import JSONParser
 from incrementific.rendering import RenderNow
 from incrementific.schema import ERROR_DESCRIPTIONS
-
-JSON_API = "application/vnd.api+json"
 
 
 class V1MessageSerializer(serializers.Serializer):
@@ -149,10 +147,8 @@ def v1_exception_handler(exc, context):
     body = response.data
     details = [f"{field}: {' '.join(map(str, msgs))}" for field, msgs in body.get("fields", {}).items()]
     detail = "; ".join(details) or body["detail"]
-    if _wants_json_api(context["request"]):
-        response.data = {"errors": [{"status": str(response.status_code), "code": body["code"], "detail": detail}]}
-    else:
-        response.data = {"message": detail}
+    json_api = _wants_json_api(context["request"])
+    response.data = prototype_error_body(response.status_code, detail, body["code"], json_api=json_api)
     return response
 
 

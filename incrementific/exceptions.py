@@ -1,13 +1,18 @@
-"""One JSON error shape for every API error: {"detail": "...", "code": "..."}, and for invalid
-input also {"fields": {...}}. Domain exceptions are raised low (services, store) and
-translated here, once.
+"""One JSON error shape per surface. The API's: {"detail": "...", "code": "..."}, and for invalid
+input also {"fields": {...}}. The prototype's (/v1 and its bare paths): {"message": "..."}, or a
+JSON:API {"errors": [...]} for a client that asks for JSON:API. Domain exceptions are raised low
+(services, store) and translated here, once; the errors that Django and the middleware answer
+outside DRF (an unknown path, a crash, an oversized body) take the same shapes through
+:func:`error_response`, and the same compact JSON as DRF's renderer.
 """
+
+import json
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -21,6 +26,9 @@ from counters.services import (
     CounterOwnerMissing,
 )
 from counters.store import CounterStoreUnavailable
+from incrementific import surfaces
+
+JSON_API = "application/vnd.api+json"
 
 
 class Conflict(exceptions.APIException):
@@ -81,6 +89,29 @@ def describe(exc: Exception) -> exceptions.APIException | None:
 
 def error_body(detail, code: str, **extra) -> dict:
     return {"detail": str(detail), "code": str(code), **extra}
+
+
+def prototype_error_body(status: int, detail: str, code: str, *, json_api: bool = False) -> dict:
+    """The prototype's error shape, `{"message"}`, or JSON:API's `{"errors": [...]}`."""
+    if json_api:
+        return {"errors": [{"status": str(status), "code": code, "detail": detail}]}
+    return {"message": detail}
+
+
+def render_json(data) -> bytes:
+    """JSON as DRF's JSONRenderer writes it (compact, UTF-8), for the answers made outside DRF."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def error_response(request, status: int, detail: str, code: str) -> HttpResponse:
+    """An error answered outside DRF (Django's handlers, the middleware), in the request's surface's shape."""
+    if surfaces.surface(request.path_info) == surfaces.V1:
+        json_api = JSON_API in request.headers.get("Accept", "")
+        body = prototype_error_body(status, detail, code, json_api=json_api)
+        content_type = JSON_API if json_api else "application/json"
+    else:
+        body, content_type = error_body(detail, code), "application/json"
+    return HttpResponse(render_json(body), content_type=content_type, status=status)
 
 
 def exception_handler(exc: Exception, context: dict):

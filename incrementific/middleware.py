@@ -1,11 +1,25 @@
-from django.conf import settings
-from django.http import JsonResponse
+import logging
+import time
 
-from incrementific.exceptions import error_body
+from django.conf import settings
+
+from incrementific import surfaces
+from incrementific.exceptions import error_response
+
+logger = logging.getLogger("django.request")
+
+# What an oversized body may cost before its 413: read and thrown away, so that the answer
+# arrives. A server that closes a connection with unread data in its receive buffer makes the
+# kernel send a reset, which can destroy the answer before the client reads it (a client that
+# sends its whole body before it reads, without `Expect: 100-continue`, as most do). Past these
+# bounds, the connection is closed with the rest unread.
+DISCARD_BYTES = 16 * 1024 * 1024
+DISCARD_SECONDS = 5.0
+_CHUNK = 64 * 1024
 
 
 class RequestBodyLimitMiddleware:
-    """Refuse an oversized body by its Content-Length, before anything reads it.
+    """Refuse an oversized body by its Content-Length, before anything parses it.
 
     DRF's parsers read the request stream directly, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE
     (checked only by request.body and form parsing) would not stop a huge JSON body.
@@ -18,7 +32,39 @@ class RequestBodyLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse(error_body("Invalid Content-Length.", "bad_request"), status=400)
+            return error_response(request, 400, "Invalid Content-Length.", "bad_request")
         if length > settings.MAX_REQUEST_BODY_BYTES:
-            return JsonResponse(error_body("The request body is too large.", "request_too_large"), status=413)
+            _discard(request, length)
+            return error_response(request, 413, "The request body is too large.", "request_too_large")
         return self.get_response(request)
+
+
+def _discard(request, length: int) -> None:
+    deadline = time.monotonic() + DISCARD_SECONDS
+    left = min(length, DISCARD_BYTES)
+    try:
+        while left > 0 and time.monotonic() < deadline:
+            chunk = request.read(min(_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+    except OSError:
+        pass  # the client went away: nobody is left to answer
+
+
+class JsonErrorsInDebugMiddleware:
+    """With DEBUG on, a crash under the API's or the prototype's paths answers JSON as it does
+    with DEBUG off (handler500), not Django's HTML debug page; the traceback goes to the log.
+    Installed only when DEBUG is on (settings.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if surfaces.surface(request.path_info) == surfaces.WEB:
+            return None  # the pages keep Django's debug page
+        logger.error("Internal Server Error: %s", request.path, exc_info=exception)
+        return error_response(request, 500, "Server error.", "server_error")

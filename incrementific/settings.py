@@ -64,6 +64,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+if DEBUG:
+    # The API's errors stay JSON with DEBUG on (Django's debug page is for the pages).
+    MIDDLEWARE.append("incrementific.middleware.JsonErrorsInDebugMiddleware")
 
 ROOT_URLCONF = "incrementific.urls"
 WSGI_APPLICATION = "incrementific.wsgi.application"

@@ -10,7 +10,7 @@ from counters import v1
 from counters import web as counter_pages
 from counters.models import NAME_PATTERN
 from counters.views import CounterViewSet
-from incrementific import schema, views  # noqa: F401  (importing schema registers its OpenAPI extensions)
+from incrementific import schema, surfaces, views  # noqa: F401  (importing schema registers its OpenAPI extensions)
 
 
 class Router(DefaultRouter):
@@ -74,6 +74,8 @@ urlpatterns = [
     re_path(r"^(?:v1/)?next/?$", v1.V1NextView.as_view(), name="v1-next"),
     re_path(r"^(?:v1/)?current/?$", v1.V1CurrentView.as_view(), name="v1-current"),
     re_path(r"^(?:v1/)?set/?$", v1.V1SetView.as_view(), name="v1-set"),
+    # Anything else under those paths: their JSON 404, with DEBUG on as well.
+    re_path(rf"^(?:{surfaces.PROTOTYPE_ROUTES}|{surfaces.API_ROUTES})", views.api_not_found),
     path("", include((web_urlpatterns, "web"))),
 ]
 

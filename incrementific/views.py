@@ -3,7 +3,6 @@
 import logging
 
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import Resolver404, resolve
@@ -17,7 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from counters import store
-from incrementific.exceptions import error_body
+from incrementific import surfaces
+from incrementific.exceptions import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +80,11 @@ class FaviconView(RedirectView):
 
 
 def bad_request(request, exception=None):
-    return JsonResponse(error_body("Bad request.", "bad_request"), status=400)
+    return error_response(request, 400, "Bad request.", "bad_request")
 
 
 def permission_denied(request, exception=None):
-    body = error_body("You do not have permission to perform this action.", "permission_denied")
-    return JsonResponse(body, status=403)
+    return error_response(request, 403, "You do not have permission to perform this action.", "permission_denied")
 
 
 def csrf_failure(request, reason=""):
@@ -96,7 +95,7 @@ def csrf_failure(request, reason=""):
         return render(request, "web/csrf_failure.html", status=403)
     if namespace in ("admin", "rest_framework"):  # the admin's and the browsable API's logins
         return django_csrf_failure(request, reason)
-    return JsonResponse(error_body(f"CSRF verification failed: {reason}", "csrf_failed"), status=403)
+    return error_response(request, 403, f"CSRF verification failed: {reason}", "csrf_failed")
 
 
 def _namespace(request) -> str | None:
@@ -114,12 +113,16 @@ def _resolve(path: str):
 def not_found(request, exception=None):
     # A person who mistypes an address in a browser gets a page; the API and its clients
     # (curl sends */*) get JSON, on its own paths always.
-    from incrementific.urls import API_PATH_PREFIXES  # here: the URLconf imports this module
-
-    if "text/html" in request.headers.get("Accept", "") and not request.path_info.startswith(API_PATH_PREFIXES):
+    if "text/html" in request.headers.get("Accept", "") and surfaces.surface(request.path_info) == surfaces.WEB:
         return render(request, "web/not_found.html", {"what": "page"}, status=404)
-    return JsonResponse(error_body("Not found.", "not_found"), status=404)
+    return error_response(request, 404, "Not found.", "not_found")
+
+
+def api_not_found(request):
+    """The last route under the API's and the prototype's paths: Django's handler404 answers
+    only with DEBUG off, and these paths answer JSON with DEBUG on too."""
+    return not_found(request)
 
 
 def server_error(request):
-    return JsonResponse(error_body("Server error.", "server_error"), status=500)
+    return error_response(request, 500, "Server error.", "server_error")

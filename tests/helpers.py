@@ -1,11 +1,21 @@
 """Small helpers shared by the tests."""
 
 import io
+import os
+import secrets
+import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
 
 from django_redis import get_redis_connection
 
 from counters.store import key
+from incrementific.redis_server import free_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 MAX = 2**63 - 1
 NOT_FOUND = {"detail": "Not found.", "code": "not_found"}
@@ -40,3 +50,36 @@ def wsgi_environ(method: str, path: str, **headers: str) -> dict:
         "wsgi.errors": sys.stderr,
         **headers,
     }
+
+
+@contextmanager
+def gunicorn(data_dir: Path, redis_url: str, *args: str, **env: str):
+    """The service under a real gunicorn with the project's gunicorn.conf.py, as in production
+    (DEBUG off, the project's own settings, a migrated SQLite under `data_dir`); yields its port."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")},
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
+        "DATA_DIR": str(data_dir),
+        "REDIS_URL": redis_url,
+        "GUNICORN_LOG_LEVEL": "warning",
+        **env,
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=BASE_DIR, check=True)
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *args]
+    server = subprocess.Popen([*command, "incrementific.wsgi"], env=env, cwd=BASE_DIR)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(30)

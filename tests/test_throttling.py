@@ -1,9 +1,4 @@
-import os
 import re
-import secrets
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from counters.models import Counter
-from incrementific.redis_server import free_port
-from tests.helpers import redis_value
+from tests.helpers import gunicorn, redis_value
 
 PASSWORD = "a-long-enough-passphrase"
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,48 +92,15 @@ def test_the_counter_cap_is_a_403(alice_client, alice, settings):
 def test_the_limit_is_shared_by_every_gunicorn_worker(private_redis, tmp_path):
     """Three worker processes, one count: the sixth login from one address is a 429, whichever
     worker takes it."""
-    env = {
-        **os.environ,
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
-        "DATA_DIR": str(tmp_path),
-        "REDIS_URL": private_redis.url,
-        "THROTTLE_LOGIN": "5/hour",  # an hour: a window boundary inside the test would reset the count
-        "WEB_CONCURRENCY": "3",
-        "GUNICORN_LOG_LEVEL": "warning",
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.pop("DATABASE_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=BASE_DIR, check=True)
-    port = free_port()
     log = tmp_path / "access.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--access-logformat", "%(p)s %(s)s", "--access-logfile", str(log), "incrementific.wsgi"],
-        env=env, cwd=BASE_DIR,
-    )  # fmt: skip
-    try:
-        _wait_for(port)
+    logging = ("--access-logformat", "%(p)s %(s)s", "--access-logfile", str(log))
+    # an hour: a window boundary inside the test would reset the count
+    with gunicorn(tmp_path, private_redis.url, *logging, THROTTLE_LOGIN="5/hour", WEB_CONCURRENCY="3") as port:
         with ThreadPoolExecutor(12) as pool:  # at once, so that every worker takes some
             statuses = list(pool.map(lambda _: _post_login(port), range(12)))
-    finally:
-        server.terminate()
-        server.wait(30)
     assert sorted(statuses) == [401] * 5 + [429] * 7
     workers = {line.split()[0] for line in log.read_text().splitlines() if line.endswith(("401", "429"))}
     assert len(workers) > 1, "one worker answered everything; the test proves nothing"
-
-
-def _wait_for(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def _post_login(port: int) -> int:

@@ -17,4 +17,12 @@ def plain_boom(request):
     raise RuntimeError("secret internals")
 
 
-urlpatterns = [*urlpatterns, path("boom", boom), path("plain-boom", plain_boom)]
+# The API's and the prototype's before the project's: those paths end in a catch-all 404.
+urlpatterns = [
+    path("api/boom", boom),
+    path("v1/boom", boom),
+    path("v1/plain-boom", plain_boom),
+    *urlpatterns,
+    path("boom", boom),
+    path("plain-boom", plain_boom),
+]
