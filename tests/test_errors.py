@@ -229,3 +229,10 @@ def test_a_client_that_sends_a_whole_oversized_body_first_always_gets_its_413(pr
             except OSError as exc:
                 answers.append(type(exc).__name__)
     assert answers == [(413, "application/json", b'{"message":"The request body is too large."}')] * 30
+
+
+def test_a_post_with_a_session_cookie_to_an_unknown_api_path_is_a_404_not_a_csrf_403(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    r = client.post("/api/counters/%C2%84/next")
+    assert (r.status_code, r.content) == (404, b'{"detail":"Not found.","code":"not_found"}')
