@@ -19,6 +19,8 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["user_id", "-created_at"]
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"

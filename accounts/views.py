@@ -10,6 +10,7 @@ from accounts import ratelimit
 from accounts.authentication import ApiKeyUser, TokenNotRevoked
 from accounts.models import ApiKey
 from accounts.serializers import (
+    USERNAME_TAKEN,
     ApiKeySerializer,
     NewApiKeySerializer,
     PasswordChangeSerializer,
@@ -28,6 +29,7 @@ from accounts.services import (
 )
 from accounts.throttling import LoginThrottle, RegisterThrottle
 from accounts.tokens import RefreshToken
+from incrementific.browsable import Described
 from incrementific.schema import responses
 
 
@@ -46,7 +48,7 @@ class RegisterView(APIView):
         try:
             user = user_register(**serializer.validated_data)
         except UsernameTaken:
-            raise exceptions.ValidationError({"username": ["A user with that username already exists."]}) from None
+            raise exceptions.ValidationError({"username": [USERNAME_TAKEN]}) from None
         refresh = RefreshToken.for_user(user)
         body = {**UserSerializer(user).data, "access": str(refresh.access_token), "refresh": str(refresh)}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -145,9 +147,14 @@ KEY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The key
         summary="Revoke an API key", parameters=[KEY_ID], responses=responses({204: None}, 401, 403, 404, 503)
     ),
 )
-class ApiKeyViewSet(viewsets.GenericViewSet):
+class ApiKeyViewSet(Described, viewsets.GenericViewSet):
     """Your API keys: long-lived credentials for scripts and servers, sent as `Authorization:
     Bearer inc_...`. A new key is shown once; DELETE revokes one at once."""
+
+    pages = {
+        "List": ("API keys", __doc__, "POST a `name` to create one; the answer shows the key, once."),
+        "Instance": ("API key", "One of your API keys. DELETE revokes it: it is refused from the next request on."),
+    }
 
     serializer_class = ApiKeySerializer
     permission_classes = [IsAuthenticated, TokenNotRevoked, NotWithAnApiKey]

@@ -10,12 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from rest_framework_simplejwt.serializers import TokenObtainSerializer
 
 from accounts import ratelimit
 from accounts.models import ApiKey
-from accounts.serializers import ApiKeySerializer, PasswordChangeSerializer, RegisterSerializer
+from accounts.serializers import USERNAME_TAKEN, ApiKeySerializer, PasswordChangeSerializer, RegisterSerializer
 from accounts.services import (
     ApiKeyNotFound,
     UsernameTaken,
@@ -31,7 +31,6 @@ from incrementific.web import page, validated
 
 # The token endpoint's own words for a wrong username or password.
 WRONG_CREDENTIALS = str(TokenObtainSerializer.default_error_messages["no_active_account"])
-USERNAME_TAKEN = "A user with that username already exists."
 
 
 def _address(request) -> str:
@@ -91,8 +90,22 @@ def login_page(request):
 
 
 @page
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_page(request):
+    # A GET (a bookmark, an address typed in) asks first: logging out is a POST, CSRF-checked,
+    # so that no link on another site can log anyone out.
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect("web:login")
+        context = {
+            "title": "Log out",
+            "question": "Log out?",
+            "action": reverse("web:logout"),
+            "confirm": "Log out",
+            "confirm_class": "primary",
+            "cancel": reverse("web:home"),
+        }
+        return render(request, "web/logout.html", context)
     logout(request)
     messages.info(request, "You are logged out.")
     return redirect("web:login")

@@ -36,4 +36,5 @@ class Counter(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.owner_id}/{self.name}"
+        # What the admin labels a counter by (a user's page lists theirs); the owner has a column.
+        return self.name

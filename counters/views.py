@@ -16,6 +16,7 @@ from counters.serializers import (
     counter_data,
     counters_url,
 )
+from incrementific.browsable import Described
 from incrementific.rendering import RenderNow
 from incrementific.schema import responses
 
@@ -23,6 +24,13 @@ NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, pattern=rf"^{NAME_PATTERN}$", description="The counter's name."
 )
 
+
+# What delete means, said wherever a counter is deleted or created (README.md says it too).
+NAME_AGAIN_STARTS_AGAIN = (
+    "Deleting a counter deletes its numbers with it: a counter created again under the same name "
+    "starts again from its starting value (1, 2, 3 ... then 1, 2 again). To keep a sequence that "
+    "must never repeat, set the counter instead of deleting it."
+)
 
 # PUT and PATCH do the same thing (a counter has one writable field).
 SET_SCHEMA = extend_schema(
@@ -39,6 +47,7 @@ SET_SCHEMA = extend_schema(
     ),
     create=extend_schema(
         summary="Create a counter",
+        description=f"Create a counter at `value` (default 0).\n\n{NAME_AGAIN_STARTS_AGAIN}",
         request=CounterCreateSerializer,
         responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 503),
     ),
@@ -48,7 +57,10 @@ SET_SCHEMA = extend_schema(
     update=SET_SCHEMA,
     partial_update=SET_SCHEMA,
     destroy=extend_schema(
-        summary="Delete a counter", parameters=[NAME], responses=responses({204: None}, 401, 404, 503)
+        summary="Delete a counter",
+        description=f"Delete the counter and its value.\n\n{NAME_AGAIN_STARTS_AGAIN}",
+        parameters=[NAME],
+        responses=responses({204: None}, 401, 404, 503),
     ),
     next=extend_schema(
         summary="Take the next value",
@@ -57,12 +69,30 @@ SET_SCHEMA = extend_schema(
         responses=responses({200: CounterSerializer}, 400, 401, 404, 409, 413, 415, 429, 503),
     ),
 )
-class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
-    """Your counters. Values are whole numbers from 0 to 2^63-1.
+class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewSet):
+    """Your counters (each page of the browsable API has its own description, in `pages`)."""
 
-    POST a `name` (and an optional starting `value`) to create one; POST to a counter's
-    `next` to take its next value (optional `step`); PUT or PATCH a `value` to set it.
-    """
+    pages = {
+        "List": (
+            "Counters",
+            """Your counters, by name, 50 a page. Values are whole numbers from 0 to 2^63-1.
+
+            POST a `name` (and an optional starting `value`, default 0) to create one.""",
+            NAME_AGAIN_STARTS_AGAIN,
+        ),
+        "Instance": (
+            "Counter",
+            """One of your counters. PUT or PATCH a `value` to set it; POST to its `next` to take the
+            next value (optional `step`); DELETE deletes it.""",
+            NAME_AGAIN_STARTS_AGAIN,
+        ),
+        "Next value": (
+            "Next value",
+            """POST to take the counter's next value: it adds `step` (default 1) and answers the
+            counter with its new value. A value handed out here is never handed out again, until
+            the counter is set below it or deleted.""",
+        ),
+    }
 
     lookup_field = "name"
     lookup_value_regex = NAME_PATTERN
@@ -148,7 +178,7 @@ class CounterViewSet(CheckedInStore, RenderNow, viewsets.GenericViewSet):
         services.counter_delete(owner_id=request.user.id, name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], name="Next value")
     def next(self, request, name):
         """Take the next value: add `step` (default 1) and return the counter."""
         # No body is the usual call, and it skips the parsers and the serializer (BENCHMARKS.md).

@@ -4,6 +4,7 @@ Every variable is listed with its default in README.md and .env.example.
 """
 
 import os
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -189,14 +190,19 @@ SIMPLE_JWT = {
     "TOKEN_OBTAIN_SERIALIZER": "accounts.tokens.TokenObtainSerializer",
 }
 
+# The project's version, said once (pyproject.toml), shown in the API documentation.
+with open(BASE_DIR / "pyproject.toml", "rb") as pyproject:
+    VERSION = tomllib.load(pyproject)["project"]["version"]
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "incrementific",
     "DESCRIPTION": (
         "Integers as a service: counters whose `next` never hands out a value twice. "
         "Authenticate with a JWT access token (`POST /api/auth/token`) or an API key "
-        "(`POST /api/keys`), both as `Authorization: Bearer ...`."
+        "(`POST /api/keys`), both as `Authorization: Bearer ...`.\n\n"
+        "[Back to incrementific](/) · [The browsable API](/api/)"
     ),
-    "VERSION": "1.0.0",
+    "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the drf-spectacular-sidecar package: the docs work without a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

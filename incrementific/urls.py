@@ -11,6 +11,7 @@ from counters import web as counter_pages
 from counters.models import NAME_PATTERN
 from counters.views import CounterViewSet
 from incrementific import schema, surfaces, views  # noqa: F401  (importing schema registers its OpenAPI extensions)
+from incrementific.browsable import ApiRootView
 
 
 class Router(DefaultRouter):
@@ -22,6 +23,7 @@ class Router(DefaultRouter):
 
     include_format_suffixes = False
     mount = "api/"
+    APIRootView = ApiRootView
 
     def __init__(self):
         super().__init__()

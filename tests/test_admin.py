@@ -100,8 +100,19 @@ def test_the_user_page_lists_their_counters(staff_client, alice):
     services.counter_create(owner_id=alice.id, name="tickets")
     r = staff_client.get(f"/admin/auth/user/{alice.pk}/change/")
     assert r.status_code == 200
-    assert "tickets" in r.text
-    assert "default" in r.text
+    # Each row labelled by the counter's name (not "1/tickets"), linking to the counter's page.
+    labels = re.findall(r'<td class="original">\s*<p>\s*([^<]*?)\s*<a href="/admin/counters/counter/\d+/', r.text)
+    assert labels == ["default", "tickets"]
+
+
+def test_the_admin_says_api_keys(staff_client):
+    index = staff_client.get("/admin/").text
+    assert ">API keys</a>" in index
+    assert "Api keys" not in index
+    assert (
+        "<title>Select API key to view | incrementific admin</title>"
+        in staff_client.get("/admin/accounts/apikey/").text
+    )
 
 
 def test_non_staff_cannot_get_in(client, alice):

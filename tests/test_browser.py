@@ -346,6 +346,50 @@ def test_the_keyboard_alone_takes_the_next_value_and_focus_is_visible(site):
     assert redis_value(erin, "default") == 1
 
 
+@pytest.mark.parametrize("size", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_after_next_far_down_the_list_the_header_stays_in_view_above_the_counter(site, size):
+    sign_up(site, f"gwen{size[0]}")
+    gwen = get_user_model().objects.get(username=f"gwen{size[0]}")
+    for n in range(25):
+        services.counter_create(owner_id=gwen.id, name=f"c{n:02}")
+    site.driver.set_window_size(*size)
+    site.visit("/")
+    site.press("Next value of c24", within='[id="c-c24"]')
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "c24: 1"))
+    header, row, scrolled = site.driver.execute_script(
+        "const box = (e) => e.getBoundingClientRect();"
+        "return [box(document.querySelector('header.bar')).toJSON(),"
+        " box(document.getElementById('c-c24')).toJSON(), window.scrollY];"
+    )
+    site.screenshot(f"10-after-next-far-down-{size[0]}")
+    assert scrolled > 0  # the page did go to the counter's row, far down the list
+    assert header["top"] == 0 and header["height"] > 0  # the header is in view
+    assert header["bottom"] <= row["top"] < size[1]  # and the row is below it, not hidden under it
+
+
+def test_a_typed_logout_address_asks_and_logs_out(site):
+    sign_up(site, "hana")
+    site.visit("/logout")
+    site.wait(EC.title_contains("Log out"))
+    assert site.text("h1") == "Log out?"
+    assert "You are logged in as hana." in site.text()
+    site.screenshot("11-logout-page")
+    site.press("Log out")
+    site.wait(EC.title_contains("Log in"))
+    assert "You are logged out." in site.text(".messages")
+
+
+def test_sign_up_shows_every_field_error_at_once(site, alice):
+    site.visit("/signup")
+    site.fill("Username", "alice")  # taken
+    site.fill("Password", "12345678")
+    site.press("Sign up")
+    site.wait(EC.title_contains("Sign up"))
+    assert site.errors_of("Username") == ["A user with that username already exists."]
+    assert site.errors_of("Password") == ["This password is too common.", "This password is entirely numeric."]
+    site.screenshot("12-signup-every-error")
+
+
 def test_the_counters_page_fits_a_phone(site):
     sign_up(site, "frank")
     site.driver.set_window_size(*PHONE)

@@ -16,6 +16,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.services import api_key_create
 from tests.conftest import bearer
+from tests.helpers import BASE_DIR
 
 # Per endpoint and auth scheme; `make fuzz` sets FUZZ_EXAMPLES much higher.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
@@ -67,6 +68,32 @@ def test_the_schema_is_served_and_names_both_auth_schemes(client, db):
     spec = r.json()
     assert set(spec["components"]["securitySchemes"]) == {"apiKey", "jwtAuth", "cookieAuth"}
     assert {"/api/counters/{name}/next", "/v1/next", "/v1/set", "/api/keys", "/healthz"} <= set(spec["paths"])
+
+
+def test_the_schema_carries_the_projects_version_and_a_way_back_to_the_site(client, db):
+    import tomllib
+
+    info = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["info"]
+    with open(BASE_DIR / "pyproject.toml", "rb") as pyproject:
+        assert info["version"] == tomllib.load(pyproject)["project"]["version"] == "0.1.0"
+    assert info["description"].endswith("[Back to incrementific](/) · [The browsable API](/api/)")
+
+
+DELETE_MEANS = (
+    "Deleting a counter deletes its numbers with it: a counter created again under the same name starts again "
+    "from its starting value (1, 2, 3 ... then 1, 2 again). To keep a sequence that must never repeat, set the "
+    "counter instead of deleting it."
+)
+
+
+def test_the_schema_says_what_delete_means_on_delete_and_create(client, db):
+    paths = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["paths"]
+    assert (
+        paths["/api/counters/{name}"]["delete"]["description"] == f"Delete the counter and its value.\n\n{DELETE_MEANS}"
+    )
+    assert (
+        paths["/api/counters"]["post"]["description"] == f"Create a counter at `value` (default 0).\n\n{DELETE_MEANS}"
+    )
 
 
 def test_the_docs_page_works_offline(client, db):

@@ -59,3 +59,11 @@ def test_every_curl_example_in_the_readme_answers_as_written(live_server):
         if expected is None:
             continue
         assert re.fullmatch(pattern(expected, live_server.url), output.strip(), re.S), (command, output)
+
+
+def test_the_api_table_says_what_delete_means():
+    [row] = [line for line in README.read_text().splitlines() if line.startswith("| `DELETE /api/counters/{name}`")]
+    assert (
+        "one created again under the same name starts again from its starting value (1, 2, 3 ... then 1, 2 again)"
+        in row
+    )

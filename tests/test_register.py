@@ -65,6 +65,35 @@ def test_password_validator_messages_are_returned(api_client):
 
 
 @pytest.mark.django_db
+def test_every_invalid_field_is_reported_at_once(api_client, alice):
+    for username, username_errors in [
+        (
+            "not a name!",
+            ["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."],
+        ),
+        ("Alice", ["A user with that username already exists."]),
+    ]:
+        r = api_client.post(URL, {"username": username, "password": "123", "email": "nope"}, format="json")
+        assert r.status_code == 400
+        assert r.json()["fields"] == {
+            "username": username_errors,
+            "password": [
+                "This password is too short. It must contain at least 8 characters.",
+                "This password is too common.",
+                "This password is entirely numeric.",
+            ],
+            "email": ["Enter a valid email address."],
+        }
+    assert get_user_model().objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_password_may_not_resemble_the_username_even_when_the_username_is_refused(api_client):
+    r = api_client.post(URL, {"username": "margaret-hamilton!", "password": "margaret-hamilton!"}, format="json")
+    assert r.json()["fields"]["password"] == ["The password is too similar to the username."]
+
+
+@pytest.mark.django_db
 def test_an_existing_username_is_refused_whatever_its_case(api_client, alice):
     r = api_client.post(URL, {**GOOD, "username": "ALICE"}, format="json")
     assert r.status_code == 400

@@ -102,10 +102,17 @@ def test_log_in_and_out(client, alice):
     r = client.post("/login", {"username": "alice", "password": PASSWORD, "next": "/keys"})
     assert (r.status_code, r["Location"]) == (302, "/keys")
     assert client.get("/keys").status_code == 200
-    assert client.get("/logout").status_code == 405  # logging out is a POST, so no link can do it
+    # A GET asks (logging out is a POST, CSRF-checked, so no link on another site can do it).
+    page = client.get("/logout")
+    assert page.status_code == 200
+    assert re.search(r'<form method="post" action="/logout" class="actions">', page.text)
+    assert '<button type="submit" class="primary">Log out</button>' in page.text
+    assert client.get("/keys").status_code == 200  # still logged in
     r = client.post("/logout")
     assert (r.status_code, r["Location"]) == (302, "/login")
     assert client.get("/keys").status_code == 302
+    r = client.get("/logout")  # logged out already: to the log-in page
+    assert (r.status_code, r["Location"]) == (302, "/login")
 
 
 def test_log_in_never_redirects_off_site(client, alice):
