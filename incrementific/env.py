@@ -9,6 +9,7 @@ before any server starts (:func:`exit_on_bad_setting`).
 import os
 import sys
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -49,6 +50,21 @@ def envint(name: str, default: int, minimum: int | None = None) -> int:
 
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envorigins(name: str) -> list[str]:
+    """Comma-separated origins (`https://app.example.com`, `http://localhost:5173`), or `*` alone."""
+    origins = envlist(name)
+    if origins == ["*"]:
+        return origins
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+            raise SettingError(
+                f"{name}: {origin!r} is not an origin: write scheme://host[:port] with no path "
+                "(https://app.example.com), or * alone for any origin"
+            )
+    return origins
 
 
 def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:

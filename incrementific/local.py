@@ -32,6 +32,8 @@ def environment(base: dict[str, str]) -> dict[str, str]:
     env.setdefault("JWT_SIGNING_KEY", _secret(data_dir, "jwt_signing_key"))
     # make run serves plain http on localhost; a secure-only cookie would never come back.
     env.setdefault("SECURE_COOKIES", "False")
+    # The prototype's front end calls /v1 from an origin of its own, as it did API Gateway.
+    env.setdefault("CORS_ALLOWED_ORIGINS", "*")
     return env
 
 

@@ -1,6 +1,9 @@
 import logging
+import re
 import time
 
+import corsheaders.middleware
+from corsheaders.conf import conf as cors_conf
 from django.conf import settings
 
 from incrementific import surfaces
@@ -68,3 +71,32 @@ class JsonErrorsInDebugMiddleware:
             return None  # the pages keep Django's debug page
         logger.error("Internal Server Error: %s", request.path, exc_info=exception)
         return error_response(request, 500, "Server error.", "server_error")
+
+
+class CorsMiddleware(corsheaders.middleware.CorsMiddleware):
+    """django-cors-headers' middleware, for the requests that CORS is about.
+
+    A browser sends `Origin` on every cross-origin request, preflights included; a request without
+    one (a server calling `next`, curl) is not a CORS request, and would gain nothing from the
+    library's work but its cost: reading every header into `request.headers` and patching `Vary`,
+    about 10% of a `next` (BENCHMARKS.md). With a list of origins the answer depends on the
+    origin, so such a request still gets `Vary: Origin`, for caches; with `*` it does not (the
+    answer is the same for every origin)."""
+
+    async_capable = False
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        self.varies = not cors_conf.CORS_ALLOW_ALL_ORIGINS
+        self.cors_path = re.compile(cors_conf.CORS_URLS_REGEX).match
+
+    def __call__(self, request):
+        if "HTTP_ORIGIN" in request.META:
+            return super().__call__(request)
+        response = self.get_response(request)
+        if self.varies and self.cors_path(request.path_info):
+            # patch_vary_headers()'s result, for a Vary that cannot hold Origin yet (nothing but
+            # this adds it), at a third of its cost.
+            vary = response.get("Vary")
+            response["Vary"] = f"{vary}, origin" if vary else "origin"
+        return response

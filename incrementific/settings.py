@@ -12,7 +12,8 @@ import dj_database_url
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from incrementific.env import SettingError, envbool, envint, envlist
+from incrementific.env import SettingError, envbool, envint, envlist, envorigins
+from incrementific.surfaces import BEARER_PATHS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "accounts",
     "counters",
 ]
@@ -65,6 +67,24 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# CORS for the surfaces that clients call with a bearer token (the prototype's /v1 and bare
+# paths, /api), so that a front end on another origin can call them, as the prototype's did
+# (API Gateway's `cors: true`). Never with credentials: no cookie crosses origins, so the web app,
+# the admin and session-authenticated calls stay same-origin. Preflights are answered before
+# authentication. Off unless CORS_ALLOWED_ORIGINS is set (`make run` sets it to *).
+CORS_ALLOWED_ORIGINS = envorigins("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_ALL_ORIGINS = CORS_ALLOWED_ORIGINS == ["*"]
+if CORS_ALLOW_ALL_ORIGINS:
+    CORS_ALLOWED_ORIGINS = []
+CORS_URLS_REGEX = BEARER_PATHS
+CORS_ALLOW_CREDENTIALS = False
+# What a cross-origin script may read besides the simple headers: how long to wait after a 429.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+if CORS_ALLOWED_ORIGINS or CORS_ALLOW_ALL_ORIGINS:
+    # First: it answers preflights itself, and puts its headers on every answer below it (a 413
+    # from the body limit included), so that a script on another origin can read the error.
+    MIDDLEWARE.insert(0, "incrementific.middleware.CorsMiddleware")
+
 if DEBUG:
     # The API's errors stay JSON with DEBUG on (Django's debug page is for the pages).
     MIDDLEWARE.append("incrementific.middleware.JsonErrorsInDebugMiddleware")

@@ -525,3 +525,55 @@ def test_every_page_labels_its_inputs_names_its_buttons_and_has_enough_contrast(
     site.fill("New value of invoices", "x")
     site.press("Set invoices", within='[id="c-invoices"]')
     assert site.driver.execute_script(AUDIT) == []
+
+
+FRONT_END = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>The prototype's front end</title></head>
+<body><h1>Counter</h1><p>next: <output id="next"></output>, <output id="again"></output></p>
+<p>current: <output id="current"></output></p><p id="error"></p>
+<script>
+const API = "%(api)s";
+async function main() {
+  const registered = await fetch(API + "/v1/register", {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({username: "vue-client", password: "correct-horse-battery"}),
+  }).then((r) => r.json());
+  const auth = {headers: {Authorization: "Bearer " + registered.apiKey}};
+  const call = (path) => fetch(API + path, auth).then((r) => r.json());
+  for (const id of ["next", "again"]) {
+    document.getElementById(id).textContent = (await call("/v1/next")).result;
+  }
+  document.getElementById("current").textContent = (await call("/v1/current")).result;
+}
+main().catch((e) => { document.getElementById("error").textContent = String(e); });
+</script></body></html>
+"""
+
+
+def test_the_prototypes_front_end_works_from_another_origin_against_make_run(site, tmp_path):
+    """The prototype's browser client, served from an origin of its own (here another port), calls
+    /v1/register, /v1/next and /v1/current with fetch against a plain `make run`, whose default
+    lets any origin in: the preflights and the answers carry what the browser needs."""
+    import functools
+    import http.server
+    import threading
+
+    from tests.test_serve import Launcher
+
+    service = Launcher(tmp_path / "var")
+    pages = tmp_path / "front-end"
+    pages.mkdir()
+    (pages / "index.html").write_text(FRONT_END % {"api": f"http://127.0.0.1:{service.port}"})
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(pages))
+    front_end = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=front_end.serve_forever, daemon=True).start()
+    try:
+        service.wait_until_serving()
+        site.driver.get(f"http://127.0.0.1:{front_end.server_address[1]}/index.html")
+        site.wait(lambda driver: driver.find_element(By.ID, "current").text or driver.find_element(By.ID, "error").text)
+        assert site.driver.find_element(By.ID, "error").text == ""
+        assert [site.driver.find_element(By.ID, id).text for id in ("next", "again", "current")] == ["1", "2", "2"]
+        site.screenshot("13-prototype-front-end-cross-origin")
+    finally:
+        front_end.shutdown()
+        service.cleanup()

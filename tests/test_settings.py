@@ -83,6 +83,12 @@ BOOLEAN = "is not a boolean: use 1, true, yes or on for yes, 0, false, no or off
         ("SECURE_HSTS_PRELOAD", "nope", f"SECURE_HSTS_PRELOAD='nope' {BOOLEAN}"),
         ("COUNTER_BLOCK_SIZE", "many", "COUNTER_BLOCK_SIZE='many' is not a whole number"),
         ("COUNTER_BLOCK_SIZE", "0", "COUNTER_BLOCK_SIZE='0' is too small: it must be at least 1"),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "https://a.example, a.example/app",
+            "CORS_ALLOWED_ORIGINS: 'a.example/app' is not an origin: write scheme://host[:port] with no path "
+            "(https://app.example.com), or * alone for any origin",
+        ),
     ],
 )
 def test_a_setting_nobody_can_read_is_one_line_at_start(name, value, message):
