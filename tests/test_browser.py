@@ -361,7 +361,7 @@ def test_after_next_far_down_the_list_the_header_stays_in_view_above_the_counter
         "return [box(document.querySelector('header.bar')).toJSON(),"
         " box(document.getElementById('c-c24')).toJSON(), window.scrollY];"
     )
-    site.screenshot(f"10-after-next-far-down-{size[0]}")
+    site.screenshot(f"14-after-next-far-down-{size[0]}")
     assert scrolled > 0  # the page did go to the counter's row, far down the list
     assert header["top"] == 0 and header["height"] > 0  # the header is in view
     assert header["bottom"] <= row["top"] < size[1]  # and the row is below it, not hidden under it
@@ -373,7 +373,7 @@ def test_a_typed_logout_address_asks_and_logs_out(site):
     site.wait(EC.title_contains("Log out"))
     assert site.text("h1") == "Log out?"
     assert "You are logged in as hana." in site.text()
-    site.screenshot("11-logout-page")
+    site.screenshot("15-logout-page")
     site.press("Log out")
     site.wait(EC.title_contains("Log in"))
     assert "You are logged out." in site.text(".messages")
@@ -387,7 +387,7 @@ def test_sign_up_shows_every_field_error_at_once(site, alice):
     site.wait(EC.title_contains("Sign up"))
     assert site.errors_of("Username") == ["A user with that username already exists."]
     assert site.errors_of("Password") == ["This password is too common.", "This password is entirely numeric."]
-    site.screenshot("12-signup-every-error")
+    site.screenshot("16-signup-every-error")
 
 
 def test_the_counters_page_fits_a_phone(site):
@@ -434,7 +434,7 @@ def test_browsable_api_log_in_and_post_next(site, alice):
     site.visit("/api-auth/login/?next=/api/counters/default/next")
     site.find("#id_username").send_keys("alice")
     site.find("#id_password").send_keys(PASSWORD + Keys.ENTER)
-    site.wait(EC.title_contains("Next · incrementific API"))
+    site.wait(EC.title_contains("Next value · incrementific API"))
     site.find("form#post-generic-content-form, form[action='/api/counters/default/next']")
     buttons = [b for b in site.driver.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "POST"]
     assert buttons, "the browsable API shows a POST button for next"
@@ -573,7 +573,7 @@ def test_the_prototypes_front_end_works_from_another_origin_against_make_run(sit
         site.wait(lambda driver: driver.find_element(By.ID, "current").text or driver.find_element(By.ID, "error").text)
         assert site.driver.find_element(By.ID, "error").text == ""
         assert [site.driver.find_element(By.ID, id).text for id in ("next", "again", "current")] == ["1", "2", "2"]
-        site.screenshot("13-prototype-front-end-cross-origin")
+        site.screenshot("17-prototype-front-end-cross-origin")
     finally:
         front_end.shutdown()
         service.cleanup()

@@ -83,6 +83,15 @@ def test_sign_up_errors_are_the_apis_next_to_their_fields(client, api_client, al
     assert get_user_model().objects.count() == 1
 
 
+def test_sign_up_reports_every_invalid_field_at_once(client, alice):
+    page = client.post("/signup", {"username": "alice", "email": "nope", "password": "12345678"})
+    assert page.status_code == 400
+    assert errors(page, "f-username") == ["A user with that username already exists."]
+    assert errors(page, "f-email") == ["Enter a valid email address."]
+    assert errors(page, "f-password") == ["This password is too common.", "This password is entirely numeric."]
+    assert get_user_model().objects.count() == 1
+
+
 @override_settings(RATE_LIMITS={"register": "2/hour", "login": "", "login_failures": ""})
 def test_sign_up_shares_the_apis_limit_per_address(client, api_client, db):
     api_client.post("/api/auth/register", {"username": "u1", "password": PASSWORD}, format="json")
