@@ -8,6 +8,7 @@ from rest_framework_simplejwt.authentication import JWTStatelessUserAuthenticati
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.scopes import EVERYTHING, KeyScope, ScopeDenied
 from accounts.services import KEY_PREFIX, api_key_hash, api_key_owner, api_key_record_use, api_key_user_id
 from counters import store
 
@@ -31,21 +32,31 @@ class ApiKeyUser:
         self.hashed = api_key_hash(secret)
         self.named_id = api_key_owner(secret)  # who the key says it belongs to
         self._id: int | None = None  # who it belongs to, once checked
+        self._scope: KeyScope | None = None  # what it may do, once looked up
 
     @property
     def checked(self) -> bool:
         return self._id is not None
 
     def check(self) -> int:
-        """The key's user id, checking the key first if nothing did yet; 401 if it is not valid."""
+        """The key's user id, checking the key first if nothing did yet; 401 if it is not valid
+        (unknown, revoked, expired)."""
         if self._id is None:
-            user_id = api_key_user_id(self.secret)
-            if user_id is None:
+            found = api_key_user_id(self.secret)
+            if found is None:
                 raise invalid_key()
-            self._id = user_id
+            self._id, self._scope = found
         return self._id
 
     id = pk = property(check)
+
+    @property
+    def scope(self) -> KeyScope:
+        """What the key may do (checking the key, if nothing did)."""
+        if self._scope is None:
+            self._id = None  # a counter's script checked the key for its own action only: look it up
+            self.check()
+        return self._scope
 
     def checked_by_store(self) -> None:
         """A counter's Redis call found the key's entry in the slot of the user it names."""
@@ -112,6 +123,13 @@ class JWTAuthentication(JWTStatelessUserAuthentication):
         return token
 
 
+def key_scope(request) -> KeyScope:
+    """What the request's credential may do: an API key's scope; anything else (a token, a
+    session) may do everything its user may."""
+    user = request.user
+    return user.scope if isinstance(user, ApiKeyUser) else EVERYTHING
+
+
 def token_credential(request) -> store.TokenRev | None:
     """The request's access token as the store checks it (its `rev` claim, 0 if it has none),
     or None when the request did not come with an access token (an API key, a session)."""
@@ -137,18 +155,25 @@ class CheckedInStore:
     def revocation_checked_in_store(self) -> bool:
         return self.request.method != "OPTIONS"
 
-    def as_caller(self, service: Callable[..., store.State], **kwargs) -> store.State:
+    def as_caller(self, service: Callable[..., store.State], *, action: str, **kwargs) -> store.State:
         """``service(owner_id=…, credential=…, **kwargs)``, a counter call (services.counter_next
-        and such) for the request's user, which checks ``credential`` in its own Redis call."""
+        and such, which does ``action`` on the counter ``kwargs["name"]``) for the request's user,
+        which checks ``credential``, and an API key's scope, in its own Redis call."""
         user = self.request.user
         if not isinstance(user, ApiKeyUser) or user.checked:
+            key_scope(self.request).check(action, kwargs["name"])
             return service(owner_id=user.id, credential=token_credential(self.request), **kwargs)
         try:
             state = service(owner_id=user.named_id, credential=store.KeyEntry(user.hashed), **kwargs)
         except store.ApiKeyUnknown:
             # Redis has no entry for the key: it forgot it, or the key is not valid. check()
             # asks SQL, which puts the entry back, or answers 401.
-            return service(owner_id=user.check(), credential=None, **kwargs)
+            owner = user.check()
+            user.scope.check(action, kwargs["name"])
+            return service(owner_id=owner, credential=None, **kwargs)
+        except store.ApiKeyOutOfScope:
+            user.checked_by_store()  # the key is valid: the answer is the 403, not a 401
+            raise ScopeDenied(action, kwargs["name"]) from None
         user.checked_by_store()
         if state.key_touched:
             api_key_record_use(user.hashed)

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from accounts.scopes import KeyScope
+
 
 class ApiKey(models.Model):
     """A long-lived credential for scripts and servers, revocable one by one.
@@ -16,6 +18,10 @@ class ApiKey(models.Model):
     hashed = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Least privilege (accounts/scopes.py): null is "all", as for a key made before scopes.
+    counters = models.JSONField(null=True, blank=True, help_text="The counter names it may touch; null: all.")
+    actions = models.JSONField(null=True, blank=True, help_text="What it may do (read, next, set, create, delete).")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="When it stops working; null: never.")
 
     class Meta:
         ordering = ["user_id", "-created_at"]
@@ -24,3 +30,7 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+    @property
+    def scope(self) -> "KeyScope":
+        return KeyScope.of(self.counters, self.actions, self.expires_at)

@@ -1,7 +1,11 @@
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from rest_framework import serializers
+
+from accounts.scopes import ACTIONS
+from counters.serializers import CounterNameField
 
 USERNAME_TAKEN = "A user with that username already exists."
 
@@ -44,10 +48,69 @@ class UserSerializer(serializers.Serializer):
     email = serializers.CharField(allow_blank=True, help_text="An e-mail address, or empty.")
 
 
-class ApiKeySerializer(serializers.Serializer):
+class _ListField(serializers.ListField):
+    """A list whose items' errors are one list of messages ("item 2: ..."): the shape of every
+    field's errors in the API (a dict by index, DRF's own, is not)."""
+
+    def run_child_validation(self, data):
+        try:
+            return super().run_child_validation(data)
+        except serializers.ValidationError as exc:
+            messages = [f"item {int(i) + 1}: {m}" for i, errors in exc.detail.items() for m in errors]
+            raise serializers.ValidationError(messages) from None
+
+
+def _counters_field():
+    return _ListField(
+        child=CounterNameField(),
+        allow_null=True,
+        allow_empty=False,
+        max_length=1000,
+        required=False,
+        default=None,
+        help_text="The names of the counters it may touch (they need not exist yet); null: all.",
+    )
+
+
+def _actions_field():
+    return _ListField(
+        child=serializers.ChoiceField(ACTIONS),
+        allow_null=True,
+        allow_empty=False,
+        required=False,
+        default=None,
+        help_text="What it may do: read, next, set, create, delete; null: all.",
+    )
+
+
+def _expires_at_field():
+    return serializers.DateTimeField(
+        allow_null=True, required=False, default=None, help_text="When it stops working (ISO 8601); null: never."
+    )
+
+
+class _ExpiresInTheFuture:
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value
+
+
+class KeyScopeSerializer(_ExpiresInTheFuture, serializers.Serializer):
+    """What a key may do (accounts/scopes.py), all three at once. Each left out, or null: no limit."""
+
+    counters = _counters_field()
+    actions = _actions_field()
+    expires_at = _expires_at_field()
+
+
+class ApiKeySerializer(_ExpiresInTheFuture, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=100)
     prefix = serializers.CharField(read_only=True)
+    counters = _counters_field()
+    actions = _actions_field()
+    expires_at = _expires_at_field()
     created_at = serializers.DateTimeField(read_only=True)
     last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
 

@@ -1,5 +1,6 @@
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
@@ -10,6 +11,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts import keystore
 from accounts.models import ApiKey
+from accounts.scopes import ACTIONS, KeyScope
 from counters import store as counter_store
 from counters.services import counter_create
 
@@ -59,8 +61,16 @@ def api_key_owner(secret: str) -> int | None:
     return int(head)
 
 
-def api_key_create(*, user_id: int, name: str) -> tuple[ApiKey, str]:
-    """A new key for the user: the row, and the key itself, which is never stored.
+def api_key_create(
+    *,
+    user_id: int,
+    name: str,
+    counters: list[str] | None = None,
+    actions: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for the user: the row, and the key itself, which is never stored. ``counters``,
+    ``actions`` and ``expires_at`` limit it (accounts/scopes.py); None: no limit.
 
     The key names its owner (``inc_42.<256 random bits>``) so that a counter's own Redis call
     can check it beside the counter: `next` with a key is one round trip. The id is not a secret
@@ -68,12 +78,21 @@ def api_key_create(*, user_id: int, name: str) -> tuple[ApiKey, str]:
     random_part = secrets.token_urlsafe(32)
     secret = f"{KEY_PREFIX}{user_id}.{random_part}"
     prefix = f"{KEY_PREFIX}{user_id}.{random_part[:8]}"
-    row = ApiKey.objects.create(user_id=user_id, name=name, prefix=prefix, hashed=api_key_hash(secret))
+    row = ApiKey.objects.create(
+        user_id=user_id,
+        name=name,
+        prefix=prefix,
+        hashed=api_key_hash(secret),
+        counters=None if counters is None else sorted(set(counters)),
+        actions=None if actions is None else [action for action in ACTIONS if action in actions],
+        expires_at=expires_at,
+    )
     return row, secret
 
 
-def api_key_user_id(secret: str) -> int | None:
-    """The id of the active user the key belongs to, or None.
+def api_key_user_id(secret: str) -> tuple[int, KeyScope] | None:
+    """The id of the active user the key belongs to, and the key's scope; None for a key that
+    does not exist, has expired, or whose user is inactive.
 
     The steady path is one Redis round trip and no SQL; a key Redis does not know is looked up
     in SQL under its row lock (so a revocation, which holds that lock, cannot be undone by a
@@ -83,18 +102,45 @@ def api_key_user_id(secret: str) -> int | None:
     named = api_key_owner(secret)
     found = keystore.lookup(hashed, named)
     if found is not None:
-        user_id, touched = found
+        user_id, touched, scope = found
         if touched:
             api_key_record_use(hashed)
-        return user_id
+        return user_id, scope
     with transaction.atomic():
         row = ApiKey.objects.select_for_update().select_related("user").filter(hashed=hashed).first()
         if row is None or not row.user.is_active or named not in (None, row.user_id):
             return None
-        keystore.remember(hashed, row.user_id, names_owner=named is not None)
+        if row.expires_at is not None and row.expires_at <= timezone.now():
+            return None  # an expired key is refused as a revoked one is; its entry stays out
+        keystore.remember(hashed, row.user_id, row.scope, names_owner=named is not None)
         row.last_used_at = timezone.now()
         row.save(update_fields=["last_used_at"])
-    return row.user_id
+    return row.user_id, row.scope
+
+
+_UNCHANGED = object()
+
+
+def api_key_change_scope(
+    *, user_id: int, key_id: int, counters=_UNCHANGED, actions=_UNCHANGED, expires_at=_UNCHANGED
+) -> ApiKey:
+    """Limit (or free) a key: each of ``counters``, ``actions`` and ``expires_at`` given (None: no
+    limit) replaces the key's. The change holds from the next request on: the key's Redis entry
+    is dropped under the row's lock, inside the transaction, like a revocation's, so a lookup
+    that missed it waits for the lock, then reads and caches the new scope."""
+    with transaction.atomic():
+        row = ApiKey.objects.select_for_update().filter(user_id=user_id, pk=key_id).first()
+        if row is None:
+            raise ApiKeyNotFound()
+        if counters is not _UNCHANGED:
+            row.counters = None if counters is None else sorted(set(counters))
+        if actions is not _UNCHANGED:
+            row.actions = None if actions is None else [action for action in ACTIONS if action in actions]
+        if expires_at is not _UNCHANGED:
+            row.expires_at = expires_at
+        row.save(update_fields=["counters", "actions", "expires_at"])
+        keystore.forget([(row.hashed, row.user_id)])
+    return row
 
 
 def api_key_record_use(hashed: str) -> None:

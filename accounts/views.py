@@ -12,6 +12,7 @@ from accounts.models import ApiKey
 from accounts.serializers import (
     USERNAME_TAKEN,
     ApiKeySerializer,
+    KeyScopeSerializer,
     NewApiKeySerializer,
     PasswordChangeSerializer,
     RegisteredSerializer,
@@ -22,6 +23,7 @@ from accounts.serializers import (
 from accounts.services import (
     ApiKeyNotFound,
     UsernameTaken,
+    api_key_change_scope,
     api_key_create,
     api_key_revoke,
     user_change_password,
@@ -143,6 +145,14 @@ KEY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The key
         request=ApiKeySerializer,
         responses=responses({201: NewApiKeySerializer}, 400, 401, 403, 413, 415),
     ),
+    partial_update=extend_schema(
+        summary="Limit an API key",
+        description="Change its `counters`, `actions` or `expires_at` (those given; null is no limit). "
+        "The key is held to its new scope from the next request on.",
+        parameters=[KEY_ID],
+        request=KeyScopeSerializer,
+        responses=responses({200: ApiKeySerializer}, 400, 401, 403, 404, 413, 415, 503),
+    ),
     destroy=extend_schema(
         summary="Revoke an API key", parameters=[KEY_ID], responses=responses({204: None}, 401, 403, 404, 503)
     ),
@@ -152,8 +162,17 @@ class ApiKeyViewSet(Described, viewsets.GenericViewSet):
     Bearer inc_...`. A new key is shown once; DELETE revokes one at once."""
 
     pages = {
-        "List": ("API keys", __doc__, "POST a `name` to create one; the answer shows the key, once."),
-        "Instance": ("API key", "One of your API keys. DELETE revokes it: it is refused from the next request on."),
+        "List": (
+            "API keys",
+            __doc__,
+            "POST a `name` to create one; the answer shows the key, once. Limit it with `counters` (the names "
+            "it may touch), `actions` (from `read`, `next`, `set`, `create`, `delete`) and `expires_at`.",
+        ),
+        "Instance": (
+            "API key",
+            "One of your API keys. PATCH its `counters`, `actions` and `expires_at` to limit it; DELETE "
+            "revokes it. Either holds from the next request on.",
+        ),
     }
 
     serializer_class = ApiKeySerializer
@@ -170,9 +189,18 @@ class ApiKeyViewSet(Described, viewsets.GenericViewSet):
     def create(self, request):
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row, secret = api_key_create(user_id=request.user.id, name=serializer.validated_data["name"])
+        row, secret = api_key_create(user_id=request.user.id, **serializer.validated_data)
         row.key = secret
         return Response(NewApiKeySerializer(row).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk):
+        serializer = KeyScopeSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        try:
+            row = api_key_change_scope(user_id=request.user.id, key_id=int(pk), **serializer.validated_data)
+        except ApiKeyNotFound:
+            raise exceptions.NotFound() from None
+        return Response(ApiKeySerializer(row).data)
 
     def destroy(self, request, pk):
         try:

@@ -75,6 +75,10 @@ class ApiKeyUnknown(Exception):
     SQL (which puts the entry back) and calls again."""
 
 
+class ApiKeyOutOfScope(Exception):
+    """The caller's API key is valid, but not for this action on this counter; nothing changed."""
+
+
 class RateLimited(Exception):
     """The owner used up COUNTER_RATE_LIMIT for this window; nothing changed."""
 
@@ -145,16 +149,23 @@ local function limit_in_force(limit, reserved)  -- installs a newly reserved, hi
 end
 -- Who calls, checked before anything else is read or changed. ARGV[5] says what to check:
 --   ''       nothing (a session, the admin, an API key checked already);
---   'key'    KEYS[2] is the caller's API key's entry in the owner's slot, and must exist. Its
---            last use is set to ARGV[6] (now) when it is ARGV[7] seconds old or more;
+--   'key'    KEYS[2] is the caller's API key's entry in the owner's slot, and must exist and not
+--            have expired; its scope (accounts/keystore.py) must allow the action ARGV[8] on the
+--            counter ARGV[9]. Its last use is set to ARGV[6] (now) when it is ARGV[7] seconds old
+--            or more;
 --   a number an access token's rev; KEYS[2] is the owner's revocation mark.
--- -> false, or the reply's refusal code: 5 token revoked, 6 API key unknown here.
+-- -> false, or the reply's refusal code: 5 token revoked, 6 API key unknown here (or expired:
+--    SQL answers for it), 7 outside the key's scope.
 local touched = 0
 local function refused()
   if ARGV[5] == '' then return false end
   if ARGV[5] == 'key' then
-    local used = redis.call('HGET', KEYS[2], 't')
+    local entry = redis.call('HMGET', KEYS[2], 't', 'x', 'a', 's', 'n:' .. ARGV[9])
+    local used = entry[1]
     if not used then return 6 end
+    if entry[2] and tonumber(ARGV[6]) >= tonumber(entry[2]) then return 6 end
+    if entry[3] and not string.find(entry[3], ',' .. ARGV[8] .. ',', 1, true) then return 7 end
+    if entry[4] and not entry[5] then return 7 end
     if tonumber(ARGV[6]) - tonumber(used) >= tonumber(ARGV[7]) then
       redis.call('HSET', KEYS[2], 't', ARGV[6])
       touched = 1
@@ -183,7 +194,7 @@ end
 # window; ARGV[1] step, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and
 # ARGV[4] the rate's limit and seconds, ARGV[5] to ARGV[7] the caller's check (see refused()).
 # -> {0} missing | {1, value, created, touched} | {2} overflow | {3, value} limit reached |
-#    {4} over the rate | {5} token revoked | {6} API key unknown
+#    {4} over the rate | {5} token revoked | {6} API key unknown | {7} outside the key's scope
 _NEXT = (
     _PRELUDE
     + """
@@ -209,7 +220,7 @@ return {1, value, state[3], touched}
 
 # KEYS and ARGV as for _NEXT, with ARGV[1] the value.
 # -> {0} missing | {1, value, created, touched} | {3} value above the limit | {4} over the rate |
-#    {5} token revoked | {6} API key unknown
+#    {5} token revoked | {6} API key unknown | {7} outside the key's scope
 _SET = (
     _PRELUDE
     + """
@@ -226,7 +237,7 @@ return {1, ARGV[1], state[2], touched}
 
 # KEYS and ARGV as for _NEXT; ARGV[1] and ARGV[2] unused.
 # -> {0} missing | {1, value, created, touched} | {4} over the rate | {5} token revoked |
-#    {6} API key unknown
+#    {6} API key unknown | {7} outside the key's scope
 _GET = (
     _PRELUDE
     + """
@@ -421,16 +432,19 @@ def api_key_entry(owner_id: int, hashed: str) -> str:
     return f"ctr:{{u{owner_id}}}:~key:{hashed}"
 
 
-def _check(owner_id: int, credential: Credential) -> tuple[str, list]:
-    """KEYS[2] and ARGV[5] on (ARGV[6] and ARGV[7] for a key) of a script, for refused()."""
+def _check(owner_id: int, credential: Credential, action: str, name: str) -> tuple[str, list]:
+    """KEYS[2] and ARGV[5] on (ARGV[6] to ARGV[9] for a key) of a script, for refused()."""
     if isinstance(credential, KeyEntry):
-        return api_key_entry(owner_id, credential.hashed), ["key", int(time.time()), KEY_TOUCH_SECONDS]
+        entry = api_key_entry(owner_id, credential.hashed)
+        return entry, ["key", int(time.time()), KEY_TOUCH_SECONDS, action, name]
     return revocation_key(owner_id), ["" if credential is None else credential.rev]
 
 
-def _change(src, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, credential: Credential):
+def _change(
+    src, action: str, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, credential: Credential
+):
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
-    check_key, check_args = _check(owner_id, credential)
+    check_key, check_args = _check(owner_id, credential, action, name)
     keys = [key(owner_id, name), check_key, *rate_keys]
     reply = run_script(src, keys, [amount, "" if raise_to is None else raise_to, *rate_args, *check_args])
     code = reply[0]
@@ -444,13 +458,15 @@ def _change(src, owner_id: int, name: str, amount: int, raise_to: int | None, co
         raise TokenRevoked()
     if code == 6:
         raise ApiKeyUnknown()
+    if code == 7:
+        raise ApiKeyOutOfScope()
     return reply
 
 
 # The three calls below check ``credential`` (see Credential) and count the call against the
 # owner's COUNTER_RATE_LIMIT when ``counted`` (a retry of the same request is not), before
-# anything else; refused, they raise TokenRevoked, ApiKeyUnknown or RateLimited, and nothing
-# changed. A counter Redis does not hold is StateMissing.
+# anything else; refused, they raise TokenRevoked, ApiKeyUnknown, ApiKeyOutOfScope or
+# RateLimited, and nothing changed. A counter Redis does not hold is StateMissing.
 
 
 def next_value(
@@ -464,7 +480,7 @@ def next_value(
 ) -> State:
     """Add ``step`` and return the new state, in one round trip. Raises LimitReached (nothing
     changed; reserve ``needed`` and call again with ``raise_to``) or ValueOverflow."""
-    reply = _change(_NEXT, owner_id, name, step, raise_to, counted, credential)
+    reply = _change(_NEXT, "next", owner_id, name, step, raise_to, counted, credential)
     if isinstance(reply, State):
         return reply
     if reply[0] == 2:
@@ -482,7 +498,7 @@ def set_value(
     credential: Credential = None,
 ) -> State:
     """Set the value, in one round trip. Raises LimitReached above the limit."""
-    reply = _change(_SET, owner_id, name, value, raise_to, counted, credential)
+    reply = _change(_SET, "set", owner_id, name, value, raise_to, counted, credential)
     if isinstance(reply, State):
         return reply
     raise LimitReached(value)
@@ -490,7 +506,7 @@ def set_value(
 
 def get(owner_id: int, name: str, *, counted: bool = True, credential: Credential = None) -> State:
     """The current state, in one round trip."""
-    return _change(_GET, owner_id, name, 0, None, counted, credential)
+    return _change(_GET, "read", owner_id, name, 0, None, counted, credential)
 
 
 def get_many(

@@ -250,7 +250,7 @@ class V1NextView(V1CounterView):
 
     @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
-        return self.counter("Incremented", self.as_caller(services.counter_next, name=DEFAULT_COUNTER))
+        return self.counter("Incremented", self.as_caller(services.counter_next, action="next", name=DEFAULT_COUNTER))
 
 
 class V1CurrentView(V1CounterView):
@@ -258,12 +258,13 @@ class V1CurrentView(V1CounterView):
 
     @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
-        return self.counter("Current", self.as_caller(services.counter_get, name=DEFAULT_COUNTER))
+        return self.counter("Current", self.as_caller(services.counter_get, action="read", name=DEFAULT_COUNTER))
 
     @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
     def put(self, request):
         value = _set_value(request)
-        return self.counter("Set", self.as_caller(services.counter_set, name=DEFAULT_COUNTER, value=value))
+        state = self.as_caller(services.counter_set, action="set", name=DEFAULT_COUNTER, value=value)
+        return self.counter("Set", state)
 
 
 class V1SetView(V1CurrentView):

@@ -4,7 +4,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.authentication import CheckedInStore, token_credential
+from accounts.authentication import CheckedInStore, key_scope, token_credential
 from counters import services
 from counters.models import NAME_PATTERN
 from counters.selectors import counter_list
@@ -116,7 +116,10 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         return self.action in self.KEY_CHECKED_IN_STORE
 
     def get_queryset(self):
-        return counter_list(owner_id=self.request.user.id)
+        rows = counter_list(owner_id=self.request.user.id)
+        scope = key_scope(self.request)
+        # A key limited to some counters sees only those, in the list and the browsable API.
+        return rows if scope.counters is None else rows.filter(name__in=scope.counters)
 
     def get_serializer_class(self):
         return self.serializers.get(self.action, CounterCreateSerializer)
@@ -129,7 +132,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         return row
 
     def _state(self):
-        return self.as_caller(services.counter_get, name=self.kwargs["name"])
+        return self.as_caller(services.counter_get, action="read", name=self.kwargs["name"])
 
     def _data(self, state) -> dict:
         return counter_data(
@@ -145,6 +148,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         return serializer.validated_data
 
     def list(self, request):
+        key_scope(request).check("read")
         page = self.paginate_queryset(self.get_queryset())
         values = services.counter_values(page, counted_for=request.user.id, credential=token_credential(request))
         base = counters_url(request)
@@ -157,6 +161,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
 
     def create(self, request):
         data = self._valid(CounterCreateSerializer)
+        key_scope(request).check("create", data["name"])
         state = services.counter_create(owner_id=request.user.id, name=data["name"], value=data["value"])
         self.kwargs["name"] = data["name"]
         body = self._data(state)
@@ -169,12 +174,13 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
 
     def update(self, request, name):
         data = CounterSetSerializer.validated(request.data)
-        state = self.as_caller(services.counter_set, name=name, value=data["value"])
+        state = self.as_caller(services.counter_set, action="set", name=name, value=data["value"])
         return self._respond(state)
 
     partial_update = update
 
     def destroy(self, request, name):
+        key_scope(request).check("delete", name)
         services.counter_delete(owner_id=request.user.id, name=name)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -185,5 +191,5 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         # DRF's own test for a body (request.stream is None without one), so a body DRF would
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
         step = 1 if request.stream is None else CounterNextSerializer.validated(request.data)["step"]
-        state = self.as_caller(services.counter_next, name=name, step=step)
+        state = self.as_caller(services.counter_next, action="next", name=name, step=step)
         return self._respond(state)

@@ -17,6 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.ratelimit import RateLimited
+from accounts.scopes import ScopeDenied
 from counters import store
 from counters.services import (
     CounterAlreadyExists,
@@ -45,12 +46,29 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
+# What each action is, in "This API key may not ..." (accounts/scopes.py).
+_SCOPE_VERBS = {
+    "read": "read",
+    "next": "take the next value of",
+    "set": "set",
+    "create": "create",
+    "delete": "delete",
+}
+
+
+def _scope_denied(exc: ScopeDenied) -> exceptions.PermissionDenied:
+    what = "counters" if exc.name is None else f"the counter {exc.name}"
+    return exceptions.PermissionDenied(f"This API key may not {_SCOPE_VERBS[exc.action]} {what}.", "api_key_scope")
+
+
 def _translate(exc: Exception) -> Exception:
     # DRF's own handler converts these two as well, but the reshaping below needs the DRF form.
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
+    if isinstance(exc, ScopeDenied):
+        return _scope_denied(exc)
     if isinstance(exc, store.TokenRevoked):
         return exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked")
     if isinstance(exc, RateLimited | store.RateLimited):

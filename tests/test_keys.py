@@ -31,7 +31,17 @@ def test_creating_a_key_shows_it_once_and_stores_only_its_hash(alice_client, ali
     r = alice_client.post("/api/keys", {"name": "cron"}, format="json")
     assert r.status_code == 201
     body = r.json()
-    assert set(body) == {"id", "name", "prefix", "key", "created_at", "last_used_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "prefix",
+        "key",
+        "counters",
+        "actions",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+    }
     assert body["name"] == "cron"
     # It names its owner, then 256 random bits (43 characters of base64url).
     assert re.fullmatch(rf"inc_{alice.id}\.[A-Za-z0-9_-]{{43}}", body["key"]), body["key"]
@@ -60,7 +70,7 @@ def test_the_list_shows_keys_without_secrets(alice_client, alice_key, alice):
     r = alice_client.get("/api/keys")
     assert r.status_code == 200
     [listed] = r.json()
-    assert set(listed) == {"id", "name", "prefix", "created_at", "last_used_at"}
+    assert set(listed) == {"id", "name", "prefix", "counters", "actions", "expires_at", "created_at", "last_used_at"}
     assert alice_key.startswith(listed["prefix"])
     assert len(listed["prefix"]) == len(f"inc_{alice.id}.") + 8
     assert listed["last_used_at"] is not None
@@ -281,8 +291,9 @@ def test_a_key_entry_redis_forgot_is_checked_in_sql_and_put_back(
     assert redis_conn.delete(entry) == 1
     redis_round_trips.clear()
     assert client.post(counter_url("default", "/next")).json()["value"] == 2
-    # refused by the counter's script, looked up (missing), put back from SQL, then the counter
-    assert redis_round_trips == ["evalsha", "evalsha", "hset", "evalsha"]
+    # refused by the counter's script, looked up (missing), put back from SQL (DEL and HSET in
+    # one MULTI, one round trip), then the counter
+    assert redis_round_trips == ["evalsha", "evalsha", "multi", "evalsha"]
     assert redis_conn.exists(entry) == 1
     redis_round_trips.clear()
     with django_assert_num_queries(0):
