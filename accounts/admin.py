@@ -37,7 +37,7 @@ class CounterInline(admin.TabularInline):
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
-    fields = ["name", "prefix", "created_at", "last_used_at"]
+    fields = ["name", "prefix", "counters", "actions", "expires_at", "created_at", "last_used_at"]
     readonly_fields = fields
     extra = 0
     show_change_link = False
@@ -56,10 +56,11 @@ class IncrementificUserAdmin(UserAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "name", "user", "created_at", "last_used_at"]
+    list_display = ["prefix", "name", "user", "may", "expires_at", "created_at", "last_used_at"]
     list_select_related = ["user"]
+    list_filter = [("expires_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "user__username"]
-    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at"]
+    readonly_fields = ["user", "name", "prefix", "counters", "actions", "expires_at", "created_at", "last_used_at"]
     fields = readonly_fields
     actions = ["revoke"]
 
@@ -69,6 +70,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="may")
+    def may(self, key: ApiKey) -> str:
+        actions = ", ".join(key.actions) if key.actions else "everything"
+        counters = ", ".join(key.counters) if key.counters else "every counter"
+        return f"{actions} on {counters}"
 
     @admin.action(description="Revoke selected API keys", permissions=["delete"])
     def revoke(self, request, queryset):

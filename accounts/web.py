@@ -15,6 +15,7 @@ from rest_framework_simplejwt.serializers import TokenObtainSerializer
 
 from accounts import ratelimit
 from accounts.models import ApiKey
+from accounts.scopes import ACTIONS
 from accounts.serializers import USERNAME_TAKEN, ApiKeySerializer, PasswordChangeSerializer, RegisterSerializer
 from accounts.services import (
     ApiKeyNotFound,
@@ -26,6 +27,7 @@ from accounts.services import (
 )
 from accounts.throttling import AddressThrottle
 from accounts.views import login_username
+from counters.selectors import counter_list
 from counters.web import next_url
 from incrementific.web import page, validated
 
@@ -127,24 +129,49 @@ def account(request):
     return render(request, "web/account.html", {"errors": errors}, status=400 if errors else 200)
 
 
+def _key_form(post) -> tuple[dict, dict]:
+    """The key form as the API's body (what the API would be sent for the same choices), and
+    what to show again in the form."""
+    data: dict = {"name": post.get("name", "")}
+    values = {
+        "name": data["name"],
+        "scope": post.get("scope", "all"),
+        "counters": post.getlist("counters"),
+        "actions": post.getlist("actions"),
+        "expires_at": post.get("expires_at", ""),
+    }
+    if "scope" not in post:
+        values["actions"] = list(ACTIONS)  # a post without the scope part (a script): no limit
+    if values["scope"] == "some":
+        data["counters"] = values["counters"]
+    # No box ticked sends nothing, so only the form's own scope part can say "none of these".
+    if "scope" in post and set(values["actions"]) != set(ACTIONS):  # all five ticked: no limit
+        data["actions"] = values["actions"]
+    if values["expires_at"]:
+        data["expires_at"] = values["expires_at"]  # a datetime-local, read in UTC
+    return data, values
+
+
 @page
 @login_required
 @require_http_methods(["GET", "POST"])
 def keys(request):
-    values, errors, new_key = {}, {}, None
+    values, errors, new_key = {"scope": "all", "actions": list(ACTIONS)}, {}, None
     status = 200
     if request.method == "POST":
-        values = {"name": request.POST.get("name", "")}
-        data, errors = validated(ApiKeySerializer, request.POST)
+        body, values = _key_form(request.POST)
+        data, errors = validated(ApiKeySerializer, body)
         if data is not None:
-            row, secret = api_key_create(user_id=request.user.id, name=data["name"])
+            row, secret = api_key_create(user_id=request.user.id, **data)
             new_key = {"row": row, "secret": secret}
-            values = {}
+            values = {"scope": "all", "actions": list(ACTIONS)}
             status = 201
         else:
             status = 400
     context = {
         "keys": ApiKey.objects.filter(user_id=request.user.id).order_by("-created_at", "-id"),
+        "counter_names": list(counter_list(owner_id=request.user.id).values_list("name", flat=True)),
+        "all_actions": ACTIONS,
         "values": values,
         "errors": errors,
         "new_key": new_key,

@@ -577,3 +577,24 @@ def test_the_prototypes_front_end_works_from_another_origin_against_make_run(sit
     finally:
         front_end.shutdown()
         service.cleanup()
+
+
+def test_a_next_only_key_for_one_counter_is_made_in_the_key_form(site):
+    sign_up(site, "ivan")
+    ivan = get_user_model().objects.get(username="ivan")
+    services.counter_create(owner_id=ivan.id, name="builds")
+    site.visit("/keys")
+    site.fill("What it is for", "build server")
+    site.driver.find_element(By.CSS_SELECTOR, "input[name=scope][value=some]").click()
+    site.driver.find_element(By.CSS_SELECTOR, "input[name=counters][value=builds]").click()
+    for action in ("read", "set", "create", "delete"):
+        site.driver.find_element(By.CSS_SELECTOR, f"input[name=actions][value={action}]").click()
+    site.press("Create key")
+    site.wait(EC.presence_of_element_located((By.ID, "new-key-value")))
+    secret = site.find("#new-key-value").get_attribute("value")
+    assert "next on builds" in site.text("table")
+    site.screenshot("18-scoped-key")
+    assert site.api("POST", "/api/counters/builds/next", secret)[0] == 200
+    status, body = site.api("POST", "/api/counters/default/next", secret)
+    assert (status, body["code"]) == (403, "api_key_scope")
+    assert ApiKey.objects.get(user=ivan).actions == ["next"]

@@ -353,3 +353,45 @@ def test_a_bug_in_a_page_stays_a_500_not_an_outage(browser, monkeypatch):
     monkeypatch.setattr("counters.web.counter_list", broken)
     with pytest.raises(IntegrityError):  # the test client re-raises what Django would log as a 500
         browser.get("/")
+
+
+def test_a_key_made_in_the_web_app_is_scoped_as_the_api_would_scope_it(browser, alice, alice_client):
+    services.counter_create(owner_id=alice.id, name="builds")
+    page = browser.get("/keys")
+    assert '<input type="checkbox" name="counters" value="builds">' in page.text
+    assert page.text.count('name="actions"') == 5 and page.text.count(" checked>") == 6  # all actions, all counters
+    r = browser.post(
+        "/keys",
+        {"name": "build server", "scope": "some", "counters": ["builds"], "actions": ["next"],
+         "expires_at": "2030-01-01T00:00"},
+    )  # fmt: skip
+    assert r.status_code == 201
+    row = ApiKey.objects.get()
+    assert (row.counters, row.actions, row.expires_at.isoformat()) == (
+        ["builds"],
+        ["next"],
+        "2030-01-01T00:00:00+00:00",
+    )
+    assert "next on <code>builds</code>" in r.text
+    key = re.search(r'id="new-key-value" class="secret" type="text" value="([^"]+)"', r.text).group(1)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.post("/api/counters/builds/next").json()["value"] == 1
+    assert client.post("/api/counters/default/next").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "form, api, field",
+    [
+        ({"scope": "some"}, {"counters": []}, "counters"),
+        ({"actions": []}, {"actions": []}, "actions"),
+        ({"expires_at": "2001-01-01T00:00"}, {"expires_at": "2001-01-01T00:00"}, "expires_at"),
+        ({"expires_at": "soon"}, {"expires_at": "soon"}, "expires_at"),
+    ],
+)
+def test_the_key_form_refuses_what_the_api_refuses_with_the_same_words(browser, alice_client, form, api, field):
+    sent = {"name": "x", "scope": "all", "actions": ["read", "next", "set", "create", "delete"], **form}
+    page = browser.post("/keys", sent)
+    expected = alice_client.post("/api/keys", {"name": "x", **api}, format="json").json()["fields"][field]
+    assert page.status_code == 400
+    assert errors(page, f"f-{field}") == expected
+    assert not ApiKey.objects.exists()
