@@ -160,9 +160,11 @@ class CheckedInStore:
         and such, which does ``action`` on the counter ``kwargs["name"]``) for the request's user,
         which checks ``credential``, and an API key's scope, in its own Redis call."""
         user = self.request.user
-        if not isinstance(user, ApiKeyUser) or user.checked:
-            key_scope(self.request).check(action, kwargs["name"])
+        if not isinstance(user, ApiKeyUser):  # a token or a session: the user's own rights
             return service(owner_id=user.id, credential=token_credential(self.request), **kwargs)
+        if user.checked:
+            user.scope.check(action, kwargs["name"])
+            return service(owner_id=user.id, credential=None, **kwargs)
         try:
             state = service(owner_id=user.named_id, credential=store.KeyEntry(user.hashed), **kwargs)
         except store.ApiKeyUnknown:
