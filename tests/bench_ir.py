@@ -7,9 +7,10 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 (Django sends request_finished from there); the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
-    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|current|set] [--bearer-only]
+    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|current|set] [--bearer-only]
 
-Scenarios: `next` with a JWT (the default), `next` with an API key, reading a counter
+Scenarios: `next` with a JWT (the default), `next` with an API key (or one limited to `next` on
+its counter), reading a counter
 (`current`) and setting it (`set`, a JSON body) with a JWT.
 
 Two runs of one tree, at one path and with the same options, agree to a few instructions. But
@@ -33,6 +34,8 @@ HANDLERS = ["browser_application", "bearer_application"]
 SCENARIOS = {  # name: (method, path, credential, JSON body)
     "next": ("POST", "/api/counters/default/next", "jwt", b""),
     "next-key": ("POST", "/api/counters/default/next", "key", b""),
+    # A least-privilege key (accounts/scopes.py): next only, on its counter only.
+    "next-scoped-key": ("POST", "/api/counters/default/next", "scoped-key", b""),
     "current": ("GET", "/api/counters/default", "jwt", b""),
     "set": ("PUT", "/api/counters/default", "jwt", b'{"value": 5}'),
 }
@@ -50,7 +53,8 @@ def child(handler_name: str, n: int, scenario: str) -> None:
 
     method, path, credential, body = SCENARIOS[scenario]
     user = user_register(username="bench", password="a-long-enough-passphrase")
-    token = bearer(user) if credential == "jwt" else "Bearer " + api_key_create(user_id=user.id, name="bench")[1]
+    scope = {"counters": ["default"], "actions": ["next"]} if credential == "scoped-key" else {}
+    token = bearer(user) if credential == "jwt" else "Bearer " + api_key_create(user_id=user.id, name="b", **scope)[1]
     app = getattr(wsgi, handler_name)
 
     def start_response(status, headers, exc_info=None):
@@ -123,7 +127,7 @@ def main() -> int:
             server.stop()
     per_request = {name: (counts[2 * i + 1] - counts[2 * i]) / args.requests for i, name in enumerate(handlers)}
     method, path, credential, _ = SCENARIOS[args.scenario]
-    with_what = "a JWT" if credential == "jwt" else "an API key"
+    with_what = {"jwt": "a JWT", "key": "an API key", "scoped-key": "a next-only API key"}[credential]
     print(f"instructions per {method} {path} with {with_what}, in-process ({args.requests} requests):")
     for name, count in per_request.items():
         print(f"  {name:20} {count:12,.0f}")
