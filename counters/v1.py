@@ -109,15 +109,15 @@ def _responses(ok_status: int, ok_json, ok_json_api, *errors: int) -> dict:
     return table
 
 
-CURRENT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 404, 429, 503)
-NEXT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 404, 409, 429, 503)
+CURRENT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 403, 404, 429, 503)
+NEXT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 403, 404, 409, 429, 503)
 SET_REQUEST = {
     "application/json": V1SetSerializer,
     "application/x-www-form-urlencoded": V1SetSerializer,
     "multipart/form-data": V1SetSerializer,
     JSON_API: JsonApiCounterSerializer,
 }
-SET_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 400, 401, 404, 413, 415, 429, 503)
+SET_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 400, 401, 403, 404, 413, 415, 429, 503)
 
 
 class JSONAPIRenderer(JSONRenderer):

@@ -37,13 +37,14 @@ SET_SCHEMA = extend_schema(
     summary="Set a counter",
     parameters=[NAME],
     request=CounterSetSerializer,
-    responses=responses({200: CounterSerializer}, 400, 401, 404, 413, 415, 429, 503),
+    responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 413, 415, 429, 503),
 )
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List your counters", responses=responses({200: CounterSerializer(many=True)}, 401, 404, 429, 503)
+        summary="List your counters",
+        responses=responses({200: CounterSerializer(many=True)}, 401, 403, 404, 429, 503),
     ),
     create=extend_schema(
         summary="Create a counter",
@@ -52,7 +53,9 @@ SET_SCHEMA = extend_schema(
         responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 503),
     ),
     retrieve=extend_schema(
-        summary="Read a counter", parameters=[NAME], responses=responses({200: CounterSerializer}, 401, 404, 429, 503)
+        summary="Read a counter",
+        parameters=[NAME],
+        responses=responses({200: CounterSerializer}, 401, 403, 404, 429, 503),
     ),
     update=SET_SCHEMA,
     partial_update=SET_SCHEMA,
@@ -60,13 +63,13 @@ SET_SCHEMA = extend_schema(
         summary="Delete a counter",
         description=f"Delete the counter and its value.\n\n{NAME_AGAIN_STARTS_AGAIN}",
         parameters=[NAME],
-        responses=responses({204: None}, 401, 404, 503),
+        responses=responses({204: None}, 401, 403, 404, 503),
     ),
     next=extend_schema(
         summary="Take the next value",
         parameters=[NAME],
         request=CounterNextSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 404, 409, 413, 415, 429, 503),
+        responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 429, 503),
     ),
 )
 class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewSet):

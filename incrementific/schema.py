@@ -48,7 +48,8 @@ class ValidationErrorSerializer(ErrorSerializer):
 ERROR_DESCRIPTIONS = {
     400: "Invalid input (nothing changed).",
     401: "No credentials, or bad ones.",
-    403: "Not allowed (an API key managing keys, or the cap on counters reached).",
+    403: "Not allowed: an API key outside its scope (`api_key_scope`), an API key managing keys, "
+    "or the cap on counters reached.",
     404: "Not found: no such counter or key (or not yours), or an unknown `?format=`.",
     409: "A counter by that name exists, or the value would pass 2^63-1 (nothing changed).",
     413: "The request body is too large.",

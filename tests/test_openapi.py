@@ -62,6 +62,20 @@ def test_every_response_conforms_with_an_api_key(case, key_header):
     case.call_and_validate(headers={"Authorization": key_header}, checks=CHECKS)
 
 
+@pytest.fixture
+def scoped_key_header(make_user) -> str:
+    """A key that may only read `default`: most calls are its 403s, which must be documented."""
+    user = make_user()
+    return f"Bearer {api_key_create(user_id=user.id, name='fuzz', counters=['default'], actions=['read'])[1]}"
+
+
+@pytest.mark.django_db(transaction=True)
+@schema.parametrize()
+@HYPOTHESIS
+def test_every_response_conforms_with_a_scoped_api_key(case, scoped_key_header):
+    case.call_and_validate(headers={"Authorization": scoped_key_header}, checks=CHECKS)
+
+
 def test_the_schema_is_served_and_names_both_auth_schemes(client, db):
     r = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
