@@ -101,20 +101,35 @@ def _reserve(*, owner_id: int, name: str, needed: int) -> int:
     return row.reserved_through
 
 
-def _with_state(*, owner_id: int, name: str, op: Callable[[int | None, bool], store.State]) -> store.State:
+def _with_state(
+    *,
+    owner_id: int,
+    name: str,
+    op: Callable[[int | None, bool], store.State],
+    idempotent: store.Idempotent | None = None,
+) -> store.State:
     """Run a store operation, restoring forgotten state and reserving values as it asks.
-    Only the first attempt counts against the owner's COUNTER_RATE_LIMIT."""
-    raise_to = None
-    for attempt in range(_ATTEMPTS):
-        try:
-            return op(raise_to, attempt == 0)
-        except store.StateMissing:
-            _restore(owner_id=owner_id, name=name)
-        except store.LimitReached as exc:
-            raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed)
-        except store.ValueOverflow:
-            raise CounterOverflow() from None
-    raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
+    Only the first attempt counts against the owner's COUNTER_RATE_LIMIT. A request with an
+    Idempotency-Key that fails between its attempts leaves nothing kept (store.release)."""
+    try:
+        raise_to = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                return op(raise_to, attempt == 0)
+            except store.StateMissing:
+                _restore(owner_id=owner_id, name=name)
+            except store.LimitReached as exc:
+                raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed)
+            except store.ValueOverflow:
+                raise CounterOverflow() from None
+        raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
+    except Exception:  # re-raised: whatever failed, the request's hold must not outlive it
+        if idempotent is not None:
+            try:
+                store.release(owner_id, idempotent)
+            except store.CounterStoreUnavailable:
+                pass  # Redis is down: the hold expires by itself, in 30 s
+        raise
 
 
 def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
@@ -149,24 +164,44 @@ def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
 # access token's rev, an API key not checked yet; see store.Credential). Refused, nothing changed.
 
 
-def counter_next(*, owner_id: int, name: str, step: int = 1, credential: store.Credential = None) -> store.State:
+# ``idempotent`` below: the request's Idempotency-Key (see store.Idempotent); a request that
+# made its change already gets the same state again, marked ``replayed``, and changes nothing.
+
+
+def counter_next(
+    *,
+    owner_id: int,
+    name: str,
+    step: int = 1,
+    credential: store.Credential = None,
+    idempotent: store.Idempotent | None = None,
+) -> store.State:
     """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
     return _with_state(
         owner_id=owner_id,
         name=name,
+        idempotent=idempotent,
         op=lambda raise_to, counted: store.next_value(
-            owner_id, name, step, raise_to=raise_to, counted=counted, credential=credential
+            owner_id, name, step, raise_to=raise_to, counted=counted, credential=credential, idempotent=idempotent
         ),
     )
 
 
-def counter_set(*, owner_id: int, name: str, value: int, credential: store.Credential = None) -> store.State:
+def counter_set(
+    *,
+    owner_id: int,
+    name: str,
+    value: int,
+    credential: store.Credential = None,
+    idempotent: store.Idempotent | None = None,
+) -> store.State:
     """Set the value. SQL-free when ``value`` is within the reservation, else one block more."""
     return _with_state(
         owner_id=owner_id,
         name=name,
+        idempotent=idempotent,
         op=lambda raise_to, counted: store.set_value(
-            owner_id, name, value, raise_to=raise_to, counted=counted, credential=credential
+            owner_id, name, value, raise_to=raise_to, counted=counted, credential=credential, idempotent=idempotent
         ),
     )
 

@@ -28,8 +28,9 @@ import functools
 import hashlib
 import logging
 import os
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from django.conf import settings
@@ -93,6 +94,29 @@ class State(NamedTuple):  # not a frozen dataclass: built on every request, this
     # The caller's API key was last recorded as used more than KEY_TOUCH_SECONDS ago, and now
     # is in Redis: the caller should record the use in SQL too.
     key_touched: bool = False
+    # The answer an earlier request with the same Idempotency-Key was given; nothing changed.
+    replayed: bool = False
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was used before for another request; nothing changed."""
+
+
+class IdempotencyKeyInProgress(Exception):
+    """The first request with this Idempotency-Key is still going on; nothing changed."""
+
+
+@dataclass(frozen=True)
+class Idempotent:
+    """A change sent with an Idempotency-Key: its record is kept for ``seconds`` in the owner's
+    slot (see :func:`idempotency_key`), checked and written by the counter's own script."""
+
+    key: str  # the client's key
+    fingerprint: str  # what the request asked for (method, path, its input)
+    seconds: int
+    # This request's own: the attempts that one request makes (after a reservation or a restore)
+    # go on where the first left off; another request with the same key waits (409).
+    attempt: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 @dataclass(frozen=True)
@@ -176,8 +200,8 @@ local function refused()
   if mark ~= false and tonumber(ARGV[5]) < tonumber(mark) then return 5 end
   return false
 end
-local function over_rate()  -- KEYS[3], when given: the owner's rate window; ARGV[3] its limit
-  if not KEYS[3] then return false end
+local function over_rate()  -- KEYS[3], when ARGV[3] is a limit: the owner's rate window
+  if ARGV[3] == '' then return false end
   local used = redis.call('INCR', KEYS[3])
   if used == 1 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
   return used > tonumber(ARGV[3])
@@ -188,49 +212,85 @@ local function gate()  -- every script's first step: nil to go on, or the reply 
   if over_rate() then return {4} end
   return nil
 end
+-- An Idempotency-Key's record (see idempotency_key()), when KEYS[4] is given: ARGV[10] is the
+-- request's fingerprint, ARGV[11] this attempt's own id, ARGV[12] how long a record is kept.
+-- A record holds f (the fingerprint) and either the answer (v, c) or, while its attempt is
+-- still going on outside Redis (a reservation, a restore), p (the attempt's id).
+-- -> nil to go on, or {8} key reused for another request | {9, value, created} the answer
+--    already given | {10} the first attempt is still going on
+local function remembered()
+  if not KEYS[4] then return nil end
+  local record = redis.call('HMGET', KEYS[4], 'f', 'v', 'c', 'p')
+  if not record[1] then return nil end
+  if record[1] ~= ARGV[10] then return {8} end
+  if record[2] then return {9, record[2], record[3]} end
+  if record[4] ~= ARGV[11] then return {10} end
+  return nil
+end
+local function remember(value, created)  -- the change is made: keep its answer
+  if not KEYS[4] then return end
+  redis.call('DEL', KEYS[4])
+  redis.call('HSET', KEYS[4], 'f', ARGV[10], 'v', value, 'c', created)
+  redis.call('EXPIRE', KEYS[4], ARGV[12])
+end
+local function hold()  -- the attempt goes on outside Redis: a retry meanwhile waits (409)
+  if not KEYS[4] then return end
+  redis.call('HSET', KEYS[4], 'f', ARGV[10], 'p', ARGV[11])
+  redis.call('EXPIRE', KEYS[4], 30)
+end
+local function release()  -- nothing changed, and nothing is kept: the key may be used again
+  if KEYS[4] then redis.call('DEL', KEYS[4]) end
+end
 """
 
-# KEYS[1] counter, KEYS[2] what proves the caller (see refused() above), KEYS[3] (optional) rate
-# window; ARGV[1] step, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and
-# ARGV[4] the rate's limit and seconds, ARGV[5] to ARGV[7] the caller's check (see refused()).
+# KEYS[1] counter, KEYS[2] what proves the caller (see refused() above), KEYS[3] the rate
+# window (when there is a rate, or KEYS[4]: then the counter again), KEYS[4] (optional) an
+# Idempotency-Key's record; ARGV[1] step, ARGV[2] a newly reserved limit to install first or '',
+# ARGV[3] and ARGV[4] the rate's limit and seconds (or ''), ARGV[5] to ARGV[9] the caller's
+# check (see refused()), ARGV[10] to ARGV[12] the record's (see remembered()).
 # -> {0} missing | {1, value, created, touched} | {2} overflow | {3, value} limit reached |
-#    {4} over the rate | {5} token revoked | {6} API key unknown | {7} outside the key's scope
+#    {4} over the rate | {5} token revoked | {6} API key unknown | {7} outside the key's scope |
+#    {8} Idempotency-Key reused | {9, value, created} replayed | {10} Idempotency-Key in progress
 _NEXT = (
     _PRELUDE
     + """
-local refusal = gate()
+local refusal = gate() or remembered()
 if refusal then return refusal end
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c')
-if not state[1] then return {0} end
+if not state[1] then hold() return {0} end
 local limit = limit_in_force(state[2], ARGV[2])
 local r = redis.pcall('HINCRBY', KEYS[1], 'v', ARGV[1])
 if type(r) == 'table' and r.err then
-  if string.find(r.err, 'overflow') then return {2} end
+  if string.find(r.err, 'overflow') then release() return {2} end
   return r
 end
 local value = redis.call('HGET', KEYS[1], 'v')
 if above(value, limit) then
   -- Past the reservation: put the exact old value back. Nothing outside this script saw it.
   redis.call('HSET', KEYS[1], 'v', state[1])
+  hold()
   return {3, state[1]}
 end
+remember(value, state[3])
 return {1, value, state[3], touched}
 """
 )
 
 # KEYS and ARGV as for _NEXT, with ARGV[1] the value.
 # -> {0} missing | {1, value, created, touched} | {3} value above the limit | {4} over the rate |
-#    {5} token revoked | {6} API key unknown | {7} outside the key's scope
+#    {5} token revoked | {6} API key unknown | {7} outside the key's scope | {8}, {9} and {10}
+#    as for _NEXT
 _SET = (
     _PRELUDE
     + """
-local refusal = gate()
+local refusal = gate() or remembered()
 if refusal then return refusal end
 local state = redis.call('HMGET', KEYS[1], 'l', 'c')
-if not state[1] then return {0} end
+if not state[1] then hold() return {0} end
 local limit = limit_in_force(state[1], ARGV[2])
-if above(ARGV[1], limit) then return {3} end
+if above(ARGV[1], limit) then hold() return {3} end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
+remember(ARGV[1], state[2])
 return {1, ARGV[1], state[2], touched}
 """
 )
@@ -440,16 +500,48 @@ def _check(owner_id: int, credential: Credential, action: str, name: str) -> tup
     return revocation_key(owner_id), ["" if credential is None else credential.rev]
 
 
+def idempotency_key(owner_id: int, client_key: str) -> str:
+    """The record of an Idempotency-Key, in its owner's slot: two users' keys never meet.
+
+    >>> idempotency_key(42, "8e03978e-40d5-43e8-bc93-6894a57f9324")
+    'ctr:{u42}:~idem:238c5b6ddb487a6d063ce774c2f42b20234bfc3e2c83e16449d262be8e66f4b4'
+
+    The client's key is hashed: it may hold any printable character, braces and colons included.
+    """
+    return f"ctr:{{u{owner_id}}}:~idem:{hashlib.sha256(client_key.encode()).hexdigest()}"
+
+
 def _change(
-    src, action: str, owner_id: int, name: str, amount: int, raise_to: int | None, counted: bool, credential: Credential
+    src,
+    action: str,
+    owner_id: int,
+    name: str,
+    amount: int,
+    raise_to: int | None,
+    counted: bool,
+    credential: Credential,
+    idempotent: Idempotent | None = None,
 ):
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
     check_key, check_args = _check(owner_id, credential, action, name)
     keys = [key(owner_id, name), check_key, *rate_keys]
-    reply = run_script(src, keys, [amount, "" if raise_to is None else raise_to, *rate_args, *check_args])
+    args = [amount, "" if raise_to is None else raise_to, *rate_args, *check_args]
+    if idempotent is not None:  # KEYS[4] and ARGV[10] to ARGV[12], at their places
+        if not rate_keys:
+            keys.append(keys[0])  # KEYS[3], the rate window's place: unused without a rate
+        keys.append(idempotency_key(owner_id, idempotent.key))
+        args += [""] * (9 - len(args))
+        args += [idempotent.fingerprint, idempotent.attempt, idempotent.seconds]
+    reply = run_script(src, keys, args)
     code = reply[0]
     if code == 1:
         return State(int(reply[1]), reply[2].decode(), reply[3] == 1)
+    if code == 9:
+        return State(int(reply[1]), reply[2].decode(), replayed=True)
+    if code == 8:
+        raise IdempotencyKeyReused()
+    if code == 10:
+        raise IdempotencyKeyInProgress()
     if code == 0:
         raise StateMissing(key(owner_id, name))
     if code == 4:
@@ -477,10 +569,12 @@ def next_value(
     raise_to: int | None = None,
     counted: bool = True,
     credential: Credential = None,
+    idempotent: Idempotent | None = None,
 ) -> State:
     """Add ``step`` and return the new state, in one round trip. Raises LimitReached (nothing
-    changed; reserve ``needed`` and call again with ``raise_to``) or ValueOverflow."""
-    reply = _change(_NEXT, "next", owner_id, name, step, raise_to, counted, credential)
+    changed; reserve ``needed`` and call again with ``raise_to``) or ValueOverflow. With
+    ``idempotent``, a request that made its change already gets its answer again (``replayed``)."""
+    reply = _change(_NEXT, "next", owner_id, name, step, raise_to, counted, credential, idempotent)
     if isinstance(reply, State):
         return reply
     if reply[0] == 2:
@@ -496,9 +590,10 @@ def set_value(
     raise_to: int | None = None,
     counted: bool = True,
     credential: Credential = None,
+    idempotent: Idempotent | None = None,
 ) -> State:
     """Set the value, in one round trip. Raises LimitReached above the limit."""
-    reply = _change(_SET, "set", owner_id, name, value, raise_to, counted, credential)
+    reply = _change(_SET, "set", owner_id, name, value, raise_to, counted, credential, idempotent)
     if isinstance(reply, State):
         return reply
     raise LimitReached(value)
@@ -560,6 +655,19 @@ def delete(owner_id: int, name: str) -> None:
         _client().delete(key(owner_id, name))
     except RedisError as exc:
         raise _unavailable(exc) from exc
+
+
+# KEYS[1] an Idempotency-Key's record; ARGV[1] an attempt. Drops the record while it is that
+# attempt's hold (the request failed: nothing is kept, and the key may be sent again).
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'p') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
+def release(owner_id: int, idempotent: Idempotent) -> None:
+    """After a request that failed between its attempts (a 503, a 404): forget its hold."""
+    run_script(_RELEASE, [idempotency_key(owner_id, idempotent.key)], [idempotent.attempt])
 
 
 def ping() -> None:

@@ -27,6 +27,7 @@ from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, us
 from accounts.throttling import LoginThrottle
 from counters import services
 from counters.serializers import StrictIntegerField
+from incrementific import idempotency
 from incrementific.exceptions import JSON_API, exception_handler, prototype_error_body
 from incrementific.parsers import JSONParser
 from incrementific.rendering import RenderNow
@@ -161,10 +162,10 @@ class V1View(RenderNow, APIView):
 
     def counter(self, message: str, state):
         if _wants_json_api(self.request):
-            return self.respond(
-                {"data": {"type": "counters", "id": DEFAULT_COUNTER, "attributes": {"value": state.value}}}
-            )
-        return self.respond({"message": message, "result": state.value})
+            data = {"data": {"type": "counters", "id": DEFAULT_COUNTER, "attributes": {"value": state.value}}}
+        else:
+            data = {"message": message, "result": state.value}
+        return idempotency.mark(self.respond(data), state)
 
 
 @extend_schema(
@@ -250,7 +251,9 @@ class V1NextView(V1CounterView):
 
     @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
     def get(self, request):
-        return self.counter("Incremented", self.as_caller(services.counter_next, action="next", name=DEFAULT_COUNTER))
+        idempotent = idempotency.of(request, step=1)
+        state = self.as_caller(services.counter_next, action="next", name=DEFAULT_COUNTER, idempotent=idempotent)
+        return self.counter("Incremented", state)
 
 
 class V1CurrentView(V1CounterView):
@@ -263,7 +266,10 @@ class V1CurrentView(V1CounterView):
     @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
     def put(self, request):
         value = _set_value(request)
-        state = self.as_caller(services.counter_set, action="set", name=DEFAULT_COUNTER, value=value)
+        idempotent = idempotency.of(request, value=value)
+        state = self.as_caller(
+            services.counter_set, action="set", name=DEFAULT_COUNTER, value=value, idempotent=idempotent
+        )
         return self.counter("Set", state)
 
 

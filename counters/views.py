@@ -16,6 +16,7 @@ from counters.serializers import (
     counter_data,
     counters_url,
 )
+from incrementific import idempotency
 from incrementific.browsable import Described
 from incrementific.rendering import RenderNow
 from incrementific.schema import responses
@@ -177,8 +178,11 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
 
     def update(self, request, name):
         data = CounterSetSerializer.validated(request.data)
-        state = self.as_caller(services.counter_set, action="set", name=name, value=data["value"])
-        return self._respond(state)
+        idempotent = idempotency.of(request, value=data["value"])
+        state = self.as_caller(
+            services.counter_set, action="set", name=name, value=data["value"], idempotent=idempotent
+        )
+        return idempotency.mark(self._respond(state), state)
 
     partial_update = update
 
@@ -194,5 +198,6 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         # DRF's own test for a body (request.stream is None without one), so a body DRF would
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
         step = 1 if request.stream is None else CounterNextSerializer.validated(request.data)["step"]
-        state = self.as_caller(services.counter_next, action="next", name=name, step=step)
-        return self._respond(state)
+        idempotent = idempotency.of(request, step=step)
+        state = self.as_caller(services.counter_next, action="next", name=name, step=step, idempotent=idempotent)
+        return idempotency.mark(self._respond(state), state)

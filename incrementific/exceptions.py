@@ -36,6 +36,10 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
 
 
+class Unprocessable(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
@@ -85,6 +89,15 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.AuthenticationFailed("User not found.", "user_not_found")
     if isinstance(exc, CounterOverflow):
         return Conflict("The value would pass 9223372036854775807; nothing changed.", "counter_overflow")
+    if isinstance(exc, store.IdempotencyKeyReused):
+        return Unprocessable(
+            "This Idempotency-Key was sent before with another request; nothing changed.", "idempotency_key_reused"
+        )
+    if isinstance(exc, store.IdempotencyKeyInProgress):
+        return Conflict(
+            "The first request with this Idempotency-Key is still being answered; try again.",
+            "idempotency_key_in_progress",
+        )
     if isinstance(exc, CounterStoreUnavailable):
         return ServiceUnavailable("Counter storage is unavailable, try again.", "counter_store_unavailable")
     # A bug (bad SQL, a broken constraint) stays a 500 with its traceback in the log; only a

@@ -244,6 +244,8 @@ RATE_LIMITS = {
 # Requests a user may make to the counter endpoints (next, set, read, list), counted inside the
 # counter's own Redis call. Off by default: counting people is what the service is for.
 COUNTER_RATE_LIMIT = os.environ.get("COUNTER_RATE_LIMIT", "")
+# How long an Idempotency-Key's answer is kept (incrementific/idempotency.py), then forgotten.
+IDEMPOTENCY_KEY_SECONDS = envint("IDEMPOTENCY_KEY_SECONDS", 86400, minimum=1)
 # A cap on counters per user; one more is a 403.
 MAX_COUNTERS_PER_USER = envint("MAX_COUNTERS_PER_USER", 1000)
 
