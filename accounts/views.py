@@ -31,8 +31,9 @@ from accounts.services import (
 )
 from accounts.throttling import LoginThrottle, RegisterThrottle
 from accounts.tokens import RefreshToken
+from incrementific import idempotency
 from incrementific.browsable import Described
-from incrementific.schema import responses
+from incrementific.schema import IDEMPOTENCY_KEY, responses
 
 
 @extend_schema(summary="Register", responses=responses({201: RegisteredSerializer}, 400, 413, 415, 429, 503))
@@ -142,8 +143,9 @@ KEY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The key
     list=extend_schema(summary="List your API keys", responses=responses({200: ApiKeySerializer(many=True)}, 401, 403)),
     create=extend_schema(
         summary="Create an API key",
+        parameters=[IDEMPOTENCY_KEY],
         request=ApiKeySerializer,
-        responses=responses({201: NewApiKeySerializer}, 400, 401, 403, 413, 415),
+        responses=responses({201: NewApiKeySerializer}, 400, 401, 403, 409, 413, 415, 422, 503),
     ),
     partial_update=extend_schema(
         summary="Limit an API key",
@@ -186,6 +188,7 @@ class ApiKeyViewSet(Described, viewsets.GenericViewSet):
     def list(self, request):
         return Response(ApiKeySerializer(self.get_queryset(), many=True).data)
 
+    @idempotency.idempotent_change
     def create(self, request):
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -665,6 +665,50 @@ return 1
 """
 
 
+# KEYS[1] an Idempotency-Key's record; ARGV[1] fingerprint, ARGV[2] attempt. For the changes
+# that are not a counter's script (create, delete, a new API key): their answer is kept whole.
+# -> {0} go on (the key is now held) | {8} reused | {9, answer} the answer kept | {10} in progress
+_BEGIN = """
+local record = redis.call('HMGET', KEYS[1], 'f', 'a', 'p')
+if not record[1] then
+  redis.call('HSET', KEYS[1], 'f', ARGV[1], 'p', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], 30)
+  return {0}
+end
+if record[1] ~= ARGV[1] then return {8} end
+if record[2] then return {9, record[2]} end
+return {10}
+"""
+
+# KEYS[1] a record; ARGV[1] fingerprint, ARGV[2] attempt, ARGV[3] the answer, ARGV[4] seconds.
+# Keeps the answer if the record is still this attempt's hold.
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'p') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'f', ARGV[1], 'a', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+def idempotency_begin(owner_id: int, idempotent: Idempotent) -> bytes | None:
+    """Hold the key for this request, or the answer kept for it (bytes, as finish() was given).
+    Raises IdempotencyKeyReused or IdempotencyKeyInProgress."""
+    record = idempotency_key(owner_id, idempotent.key)
+    reply = run_script(_BEGIN, [record], [idempotent.fingerprint, idempotent.attempt])
+    if reply[0] == 8:
+        raise IdempotencyKeyReused()
+    if reply[0] == 10:
+        raise IdempotencyKeyInProgress()
+    return reply[1] if reply[0] == 9 else None
+
+
+def idempotency_finish(owner_id: int, idempotent: Idempotent, answer: bytes) -> None:
+    """Keep the answer of a request that held its key, for idempotent.seconds."""
+    record = idempotency_key(owner_id, idempotent.key)
+    run_script(_FINISH, [record], [idempotent.fingerprint, idempotent.attempt, answer, idempotent.seconds])
+
+
 def release(owner_id: int, idempotent: Idempotent) -> None:
     """After a request that failed between its attempts (a 503, a 404): forget its hold."""
     run_script(_RELEASE, [idempotency_key(owner_id, idempotent.key)], [idempotent.attempt])

@@ -31,7 +31,7 @@ from incrementific import idempotency
 from incrementific.exceptions import JSON_API, exception_handler, prototype_error_body
 from incrementific.parsers import JSONParser
 from incrementific.rendering import RenderNow
-from incrementific.schema import ERROR_DESCRIPTIONS
+from incrementific.schema import ERROR_DESCRIPTIONS, IDEMPOTENCY_KEY
 
 
 class V1MessageSerializer(serializers.Serializer):
@@ -111,14 +111,16 @@ def _responses(ok_status: int, ok_json, ok_json_api, *errors: int) -> dict:
 
 
 CURRENT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 403, 404, 429, 503)
-NEXT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 401, 403, 404, 409, 429, 503)
+NEXT_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 400, 401, 403, 404, 409, 422, 429, 503)
 SET_REQUEST = {
     "application/json": V1SetSerializer,
     "application/x-www-form-urlencoded": V1SetSerializer,
     "multipart/form-data": V1SetSerializer,
     JSON_API: JsonApiCounterSerializer,
 }
-SET_RESPONSES = _responses(200, V1ResultSerializer, JsonApiCounterSerializer, 400, 401, 403, 404, 413, 415, 429, 503)
+SET_RESPONSES = _responses(
+    200, V1ResultSerializer, JsonApiCounterSerializer, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503
+)
 
 
 class JSONAPIRenderer(JSONRenderer):
@@ -249,7 +251,9 @@ class V1NextView(V1CounterView):
     # make a monitor or a proxy use up numbers nobody sees.
     http_method_names = ["get", "options"]
 
-    @extend_schema(summary="Next value of `default` (prototype)", responses=NEXT_RESPONSES)
+    @extend_schema(
+        summary="Next value of `default` (prototype)", parameters=[IDEMPOTENCY_KEY], responses=NEXT_RESPONSES
+    )
     def get(self, request):
         idempotent = idempotency.of(request, step=1)
         state = self.as_caller(services.counter_next, action="next", name=DEFAULT_COUNTER, idempotent=idempotent)
@@ -263,7 +267,9 @@ class V1CurrentView(V1CounterView):
     def get(self, request):
         return self.counter("Current", self.as_caller(services.counter_get, action="read", name=DEFAULT_COUNTER))
 
-    @extend_schema(summary="Set `default` (prototype)", request=SET_REQUEST, responses=SET_RESPONSES)
+    @extend_schema(
+        summary="Set `default` (prototype)", parameters=[IDEMPOTENCY_KEY], request=SET_REQUEST, responses=SET_RESPONSES
+    )
     def put(self, request):
         value = _set_value(request)
         idempotent = idempotency.of(request, value=value)

@@ -19,7 +19,7 @@ from counters.serializers import (
 from incrementific import idempotency
 from incrementific.browsable import Described
 from incrementific.rendering import RenderNow
-from incrementific.schema import responses
+from incrementific.schema import IDEMPOTENCY_KEY, responses
 
 NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, pattern=rf"^{NAME_PATTERN}$", description="The counter's name."
@@ -36,9 +36,9 @@ NAME_AGAIN_STARTS_AGAIN = (
 # PUT and PATCH do the same thing (a counter has one writable field).
 SET_SCHEMA = extend_schema(
     summary="Set a counter",
-    parameters=[NAME],
+    parameters=[NAME, IDEMPOTENCY_KEY],
     request=CounterSetSerializer,
-    responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 413, 415, 429, 503),
+    responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
 )
 
 
@@ -50,8 +50,9 @@ SET_SCHEMA = extend_schema(
     create=extend_schema(
         summary="Create a counter",
         description=f"Create a counter at `value` (default 0).\n\n{NAME_AGAIN_STARTS_AGAIN}",
+        parameters=[IDEMPOTENCY_KEY],
         request=CounterCreateSerializer,
-        responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 503),
+        responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 422, 503),
     ),
     retrieve=extend_schema(
         summary="Read a counter",
@@ -63,14 +64,14 @@ SET_SCHEMA = extend_schema(
     destroy=extend_schema(
         summary="Delete a counter",
         description=f"Delete the counter and its value.\n\n{NAME_AGAIN_STARTS_AGAIN}",
-        parameters=[NAME],
-        responses=responses({204: None}, 401, 403, 404, 503),
+        parameters=[NAME, IDEMPOTENCY_KEY],
+        responses=responses({204: None}, 400, 401, 403, 404, 409, 422, 503),
     ),
     next=extend_schema(
         summary="Take the next value",
-        parameters=[NAME],
+        parameters=[NAME, IDEMPOTENCY_KEY],
         request=CounterNextSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 429, 503),
+        responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     ),
 )
 class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewSet):
@@ -163,6 +164,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
             ]
         )
 
+    @idempotency.idempotent_change
     def create(self, request):
         data = self._valid(CounterCreateSerializer)
         key_scope(request).check("create", data["name"])
@@ -186,6 +188,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
 
     partial_update = update
 
+    @idempotency.idempotent_change
     def destroy(self, request, name):
         key_scope(request).check("delete", name)
         services.counter_delete(owner_id=request.user.id, name=name)

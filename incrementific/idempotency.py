@@ -8,10 +8,16 @@ counter's next and set, in the counter's own slot, checked and written by its ow
 (counters/store.py), so a keyed `next` is one round trip as an unkeyed one is.
 """
 
+import base64
+import functools
 import json
 import re
 
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.http import HttpResponse
 from rest_framework import exceptions
 
 from counters import store
@@ -44,7 +50,9 @@ def of(request, **what) -> store.Idempotent | None:
     key = client_key(request)
     if key is None:
         return None
-    fingerprint = json.dumps([request.method, request.path_info, what], sort_keys=True, separators=(",", ":"))
+    fingerprint = json.dumps(
+        [request.method, request.path_info, what], sort_keys=True, separators=(",", ":"), default=str
+    )
     return store.Idempotent(key, fingerprint, settings.IDEMPOTENCY_KEY_SECONDS)
 
 
@@ -52,3 +60,71 @@ def mark(response, state: store.State):
     if state.replayed:
         response[REPLAYED] = "true"
     return response
+
+
+# Answers that changed nothing are not kept, so that a fixed request can be sent again with the
+# same key (Stripe does the same for its validation errors).
+NOT_KEPT = frozenset({400, 401, 403, 404, 405, 406, 413, 415, 429, 500, 503})
+# What a kept answer carries besides its status and body.
+KEPT_HEADERS = ("Content-Type", "Location")
+
+
+def _sealer(key: str) -> Fernet:
+    """Kept answers are encrypted with a key made from the client's Idempotency-Key, which the
+    service keeps nowhere (the record's name holds its SHA-256): a new API key's answer holds the
+    key itself, and Redis must never hold a usable credential (only its hash is kept)."""
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"incrementific kept answer").derive(
+        key.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def idempotent_change(method):
+    """For a DRF view's handler of a change that is not a counter's script (create, delete, a new
+    API key): with an Idempotency-Key, the first request runs and its answer is kept (status,
+    headers, body, byte for byte); a retry gets it again, with `Idempotent-Replayed: true`."""
+
+    @functools.wraps(method)
+    def handler(view, request, *args, **kwargs):
+        idempotent = of(request, data=_plain(request.data))
+        if idempotent is None:
+            return method(view, request, *args, **kwargs)
+        owner = request.user.id
+        kept = store.idempotency_begin(owner, idempotent)
+        if kept is not None:
+            return _replay(_sealer(idempotent.key).decrypt(kept))
+        try:
+            response = view.finalize_response(request, method(view, request, *args, **kwargs), *args, **kwargs)
+            if hasattr(response, "render"):  # a DRF Response (RenderNow's answers are rendered)
+                response.render()
+        except BaseException:
+            store.release(owner, idempotent)
+            raise
+        if response.status_code in NOT_KEPT:
+            store.release(owner, idempotent)
+            return response
+        answer = {
+            "status": response.status_code,
+            "headers": {name: response[name] for name in KEPT_HEADERS if name in response},
+            "body": base64.b64encode(response.content).decode(),
+        }
+        store.idempotency_finish(owner, idempotent, _sealer(idempotent.key).encrypt(json.dumps(answer).encode()))
+        return response
+
+    return handler
+
+
+def _replay(sealed: bytes) -> HttpResponse:
+    answer = json.loads(sealed)
+    response = HttpResponse(base64.b64decode(answer["body"]), status=answer["status"])
+    for name, value in answer["headers"].items():
+        response[name] = value
+    response[REPLAYED] = "true"
+    return response
+
+
+def _plain(data):
+    """A request's parsed input as JSON can hold it (a form's QueryDict, lists and all)."""
+    if hasattr(data, "lists"):
+        return {name: values if len(values) != 1 else values[0] for name, values in data.lists()}
+    return data

@@ -4,7 +4,7 @@ that the extensions are registered before a schema is built."""
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -51,12 +51,30 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed: an API key outside its scope (`api_key_scope`), an API key managing keys, "
     "or the cap on counters reached.",
     404: "Not found: no such counter or key (or not yours), or an unknown `?format=`.",
-    409: "A counter by that name exists, or the value would pass 2^63-1 (nothing changed).",
+    409: "A counter by that name exists, the value would pass 2^63-1, or the first request with this "
+    "Idempotency-Key is still being answered (nothing changed).",
     413: "The request body is too large.",
+    422: "This Idempotency-Key was sent before with another request (nothing changed).",
     415: "Unsupported media type.",
     429: "Too many attempts; try again after Retry-After seconds.",
     503: "Counter storage or the database is unavailable; try again.",
 }
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "1 to 255 printable ASCII characters, bare or as a quoted string. The first request with a key "
+        "runs; a retry of the same request with the same key gets the same status and body again, with "
+        "`Idempotent-Replayed: true`, and changes nothing (a replayed `next` takes no value). Another "
+        "request with the key is a 422; a retry while the first still runs, a 409. Answers that changed "
+        "nothing (400, 401, 403, 404, 413, 415, 429, 503) are not kept. Kept for IDEMPOTENCY_KEY_SECONDS "
+        "(86400 by default, a day), per user, then forgotten."
+    ),
+)
 
 
 def responses(ok: dict, *errors: int) -> dict:

@@ -7,8 +7,10 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.models import ApiKey
 from accounts.services import api_key_create
 from counters import store
+from counters.models import Counter
 from tests.conftest import bearer
 from tests.helpers import counter_url, redis_value
 
@@ -206,3 +208,47 @@ def test_the_same_key_while_the_first_request_is_still_going_is_a_409(alice_clie
     assert store.next_value(alice.id, "default", 1, raise_to=10, idempotent=first).value == 4  # it goes on
     r = keyed(alice_client, "post", counter_url("default", "/next"))
     assert (r.status_code, r.json()["value"], r["Idempotent-Replayed"]) == (200, 4, "true")
+
+
+def test_a_retried_create_gets_its_201_again_and_makes_one_counter(alice_client, alice):
+    first = keyed(alice_client, "post", "/api/counters", data={"name": "invoices", "value": 41}, format="json")
+    assert first.status_code == 201
+    again = keyed(alice_client, "post", "/api/counters", data={"name": "invoices", "value": 41}, format="json")
+    assert (again.status_code, again.content, again["Location"], again["Idempotent-Replayed"]) == (
+        201,
+        first.content,
+        first["Location"],
+        "true",
+    )
+    assert Counter.objects.filter(owner=alice, name="invoices").count() == 1
+    # Without the key, the same create is the usual 409.
+    assert alice_client.post("/api/counters", {"name": "invoices"}, format="json").status_code == 409
+    r = keyed(alice_client, "post", "/api/counters", data={"name": "other"}, format="json")
+    assert (r.status_code, r.json()) == (422, REUSED)
+    assert not Counter.objects.filter(name="other").exists()
+
+
+def test_a_retried_delete_deletes_once(alice_client, alice):
+    from counters import services
+
+    services.counter_create(owner_id=alice.id, name="tickets")
+    assert keyed(alice_client, "delete", counter_url("tickets")).status_code == 204
+    services.counter_create(owner_id=alice.id, name="tickets", value=5)  # made again meanwhile
+    again = keyed(alice_client, "delete", counter_url("tickets"))
+    assert (again.status_code, again["Idempotent-Replayed"]) == (204, "true")
+    assert redis_value(alice, "tickets") == 5  # the retry deleted nothing
+
+
+def test_a_retried_key_creation_makes_one_key_and_redis_never_holds_it(alice_client, alice, redis_conn):
+    first = keyed(alice_client, "post", "/api/keys", data={"name": "cron"}, format="json")
+    again = keyed(alice_client, "post", "/api/keys", data={"name": "cron"}, format="json")
+    assert (again.status_code, again.content, again["Idempotent-Replayed"]) == (201, first.content, "true")
+    assert ApiKey.objects.filter(user=alice).count() == 1
+    everything = b"".join(redis_conn.dump(name) for name in redis_conn.keys("*"))
+    assert first.json()["key"].split(".")[1].encode() not in everything  # not the key's secret part
+
+
+def test_a_refused_create_is_not_kept(alice_client, alice):
+    assert keyed(alice_client, "post", "/api/counters", data={"name": "a b"}, format="json").status_code == 400
+    r = keyed(alice_client, "post", "/api/counters", data={"name": "ab"}, format="json")
+    assert (r.status_code, "Idempotent-Replayed" in r) == (201, False)
