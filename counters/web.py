@@ -4,9 +4,13 @@ The same serializers validate the forms and the same services change the counter
 (counters/views.py), so a page and an API call can never disagree on a rule or a message.
 """
 
+import json
+import time
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,10 +18,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from counters import services, store
 from counters.selectors import counter_list
 from counters.serializers import CounterCreateSerializer, CounterSetSerializer
+from incrementific import idempotency
 from incrementific.exceptions import describe
 from incrementific.web import page, validated
 
 PAGE_SIZE = 50
+# How long a form sent twice waits for the first send's answer (see _patiently).
+WAIT_FOR_FIRST_SECONDS = 3
 
 
 def next_url(request, name: str | None = None) -> str:
@@ -32,13 +39,17 @@ def _message(exc: Exception) -> str:
     return str(describe(exc).detail)
 
 
-def _back(request, name: str | None = None):
-    """Back to the page of the list the form was on, at the counter's row."""
+def _back_to(request, name: str | None = None) -> str:
+    """The page of the list the form was on, at the counter's row."""
     url = reverse("web:home")
     number = request.POST.get("page", "")
     if number.isdigit() and number != "1":
         url += f"?page={number}"
-    return redirect(url + (f"#c-{name}" if name else ""))
+    return url + (f"#c-{name}" if name else "")
+
+
+def _back(request, name: str | None = None):
+    return redirect(_back_to(request, name))
 
 
 def _dashboard(request, *, status=200, create=None, row_errors=None):
@@ -81,8 +92,10 @@ def home(request):
 def create(request):
     values = {"name": request.POST.get("name", ""), "value": request.POST.get("value", "")}
     data, errors = validated(CounterCreateSerializer, _without_blank_value(request.POST))
-    status = 400
-    if data is not None:
+    if data is None:
+        return _dashboard(request, status=400, create={"values": values, "errors": errors})
+
+    def change():
         try:
             state = services.counter_create(owner_id=request.user.id, name=data["name"], value=data["value"])
         except services.CounterAlreadyExists as exc:
@@ -90,9 +103,10 @@ def create(request):
         except (services.CounterLimitReached, services.CounterOwnerMissing) as exc:
             errors, status = {"non_field_errors": [_message(exc)]}, describe(exc).status_code
         else:
-            messages.success(request, f"Created “{data['name']}” at {state.value}.")
-            return _back(request, data["name"])
-    return _dashboard(request, status=status, create={"values": values, "errors": errors})
+            return f"Created “{data['name']}” at {state.value}.", _back_to(request, data["name"])
+        return _dashboard(request, status=status, create={"values": values, "errors": errors})
+
+    return _once(request, idempotency.of_form(request, name=data["name"], value=data["value"]), change)
 
 
 def _without_blank_value(post):
@@ -103,12 +117,53 @@ def _without_blank_value(post):
     return data
 
 
+def _patiently(change):
+    """``change()``; while the first of two sends of one form is still being answered (a double
+    click that arrived during a reservation), wait for its answer rather than show a 409."""
+    deadline = time.monotonic() + WAIT_FOR_FIRST_SECONDS
+    while True:
+        try:
+            return change()
+        except store.IdempotencyKeyInProgress:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _once(request, idempotent, change):
+    """A create or a delete sent from a form: ``change()`` makes it and returns the message and
+    the page to go to, or a page that says why not (nothing changed, nothing kept). Sent again
+    with the form's key, it shows the first one's message and page, and changes nothing."""
+    if idempotent is None:
+        done = change()
+    else:
+        kept = _patiently(lambda: store.idempotency_begin(request.user.id, idempotent))
+        if kept is not None:
+            done = json.loads(kept)
+        else:
+            try:
+                done = change()
+            except BaseException:
+                store.release(request.user.id, idempotent)
+                raise
+            if isinstance(done, HttpResponse):
+                store.release(request.user.id, idempotent)
+            else:
+                store.idempotency_finish(request.user.id, idempotent, json.dumps(done).encode())
+    if isinstance(done, HttpResponse):
+        return done
+    message, location = done
+    messages.success(request, message)
+    return redirect(location)
+
+
 @page
 @login_required
 @require_POST
 def take_next(request, name: str):
+    idempotent = idempotency.of_form(request, step=1)
     try:
-        state = services.counter_next(owner_id=request.user.id, name=name)
+        state = _patiently(lambda: services.counter_next(owner_id=request.user.id, name=name, idempotent=idempotent))
     except services.CounterNotFound:
         return _not_found(request)
     except services.CounterOverflow as exc:
@@ -125,8 +180,13 @@ def set_value(request, name: str):
     if data is None:
         rejected = {"errors": errors.get("value", []), "rejected": request.POST.get("value", "")}
         return _dashboard(request, status=400, row_errors={name: rejected})
+    idempotent = idempotency.of_form(request, value=data["value"])
     try:
-        state = services.counter_set(owner_id=request.user.id, name=name, value=data["value"])
+        state = _patiently(
+            lambda: services.counter_set(
+                owner_id=request.user.id, name=name, value=data["value"], idempotent=idempotent
+            )
+        )
     except services.CounterNotFound:
         return _not_found(request)
     messages.success(request, f"Set “{name}” to {state.value}. Its next value is {state.value + 1}.")
@@ -138,12 +198,15 @@ def set_value(request, name: str):
 @require_http_methods(["GET", "POST"])
 def delete(request, name: str):
     if request.method == "POST":
-        try:
-            services.counter_delete(owner_id=request.user.id, name=name)
-        except services.CounterNotFound:
-            return _not_found(request)
-        messages.success(request, f"Deleted “{name}”.")
-        return _back(request)
+
+        def change():
+            try:
+                services.counter_delete(owner_id=request.user.id, name=name)
+            except services.CounterNotFound:
+                return _not_found(request)
+            return f"Deleted “{name}”.", _back_to(request)
+
+        return _once(request, idempotency.of_form(request), change)
     try:
         state = services.counter_get(owner_id=request.user.id, name=name)
     except services.CounterNotFound:

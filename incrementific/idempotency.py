@@ -12,6 +12,7 @@ import base64
 import functools
 import json
 import re
+import secrets
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
@@ -47,7 +48,25 @@ def client_key(request) -> str | None:
 def of(request, **what) -> store.Idempotent | None:
     """The change's Idempotency-Key, if it was sent one, for the store: ``what`` is the request's
     validated input (a step, a value), which with its method and path says what it asked for."""
-    key = client_key(request)
+    return _idempotent(request, client_key(request), what)
+
+
+# The web app's forms carry a key of their own (a hidden field, new with each page), so that a
+# double click or a form sent again makes its change once.
+FORM_FIELD = "idempotency_key"
+
+
+def of_form(request, **what) -> store.Idempotent | None:
+    """The key a web app's form was sent with (see form_key()); a malformed one is ignored."""
+    key = request.POST.get(FORM_FIELD, "")
+    return _idempotent(request, key, what) if _BARE.fullmatch(key) else None
+
+
+def form_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _idempotent(request, key: str | None, what: dict) -> store.Idempotent | None:
     if key is None:
         return None
     fingerprint = json.dumps(

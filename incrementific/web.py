@@ -29,7 +29,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
-_FAILURES = (store.CounterStoreUnavailable, DatabaseError, RateLimited, store.RateLimited)
+_FAILURES = (
+    store.CounterStoreUnavailable,
+    DatabaseError,
+    RateLimited,
+    store.RateLimited,
+    store.IdempotencyKeyReused,
+    store.IdempotencyKeyInProgress,
+)
 
 
 def validated(serializer_class, data, **kwargs) -> tuple[dict | None, dict[str, list[str]]]:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -598,3 +599,32 @@ def test_a_next_only_key_for_one_counter_is_made_in_the_key_form(site):
     status, body = site.api("POST", "/api/counters/default/next", secret)
     assert (status, body["code"]) == (403, "api_key_scope")
     assert ApiKey.objects.get(user=ivan).actions == ["next"]
+
+
+def test_two_quick_clicks_on_next_take_one_value(site, monkeypatch):
+    """The first click's answer is slow (a second on the server), so the second click sends the
+    form again before it arrives, as a person does: the browser drops the first answer and shows
+    the second. The form's key makes both sends one change."""
+    sign_up(site, "judy")
+    judy = get_user_model().objects.get(username="judy")
+    real, calls = services.counter_next, []
+
+    def slow_first(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            time.sleep(1.0)
+        return real(**kwargs)
+
+    monkeypatch.setattr("counters.web.services.counter_next", slow_first)
+    button = next(
+        b for b in site.driver.find_elements(By.CSS_SELECTOR, '[id="c-default"] button')
+        if b.get_attribute("textContent").strip() == "Next value of default"
+    )  # fmt: skip
+    # Selenium's own click waits for the page it leads to: a person does not.
+    site.driver.execute_script("const b = arguments[0]; b.click(); setTimeout(() => b.click(), 300);", button)
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".messages"), "default: 1"))
+    time.sleep(1.0)  # the first send's answer, which nobody sees, has been made by now
+    assert len(calls) == 2  # both sends reached the server
+    assert site.counter_value("default") == "1"
+    assert redis_value(judy, "default") == 1
+    site.screenshot("19-double-click-next")

@@ -395,3 +395,35 @@ def test_the_key_form_refuses_what_the_api_refuses_with_the_same_words(browser, 
     assert page.status_code == 400
     assert errors(page, f"f-{field}") == expected
     assert not ApiKey.objects.exists()
+
+
+def form_keys(page) -> list[str]:
+    return re.findall(r'<input type="hidden" name="idempotency_key" value="([^"]+)">', page.text)
+
+
+def test_every_form_that_changes_a_counter_carries_a_fresh_key(browser, alice):
+    first, second = form_keys(browser.get("/")), form_keys(browser.get("/"))
+    assert len(first) == 3  # create, and next and set of "default" (delete asks on a page of its own)
+    assert len(set(first)) == len(first) and not set(first) & set(second)
+    assert len(form_keys(browser.get("/counters/default/delete"))) == 1
+
+
+def test_a_form_sent_twice_makes_its_change_once(browser, alice):
+    [create, next_key, set_key] = form_keys(browser.get("/"))[:3]
+    for _ in range(2):
+        r = browser.post("/counters/default/next", {"idempotency_key": next_key})
+        assert (r.status_code, r["Location"]) == (302, "/#c-default")
+    assert flashed(browser) == ["default: 1", "default: 1"]
+    assert redis_value(alice, "default") == 1
+    for _ in range(2):
+        assert browser.post("/counters", {"name": "tickets", "idempotency_key": create}).status_code == 302
+    assert flashed(browser) == ["Created “tickets” at 0.", "Created “tickets” at 0."]  # not "already exists"
+    browser.post("/counters/default/set", {"value": "7", "idempotency_key": set_key})
+    browser.post("/counters/default/next")
+    browser.post("/counters/default/set", {"value": "7", "idempotency_key": set_key})
+    assert redis_value(alice, "default") == 8  # the second set was the first one's answer
+    [delete] = form_keys(browser.get("/counters/tickets/delete"))
+    assert browser.post("/counters/tickets/delete", {"idempotency_key": delete}).status_code == 302
+    services.counter_create(owner_id=alice.id, name="tickets", value=3)
+    assert browser.post("/counters/tickets/delete", {"idempotency_key": delete}).status_code == 302
+    assert redis_value(alice, "tickets") == 3
