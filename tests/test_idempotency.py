@@ -252,3 +252,41 @@ def test_a_refused_create_is_not_kept(alice_client, alice):
     assert keyed(alice_client, "post", "/api/counters", data={"name": "a b"}, format="json").status_code == 400
     r = keyed(alice_client, "post", "/api/counters", data={"name": "ab"}, format="json")
     assert (r.status_code, "Idempotent-Replayed" in r) == (201, False)
+
+
+def test_a_retry_after_the_client_hung_up_gets_the_value_its_first_attempt_took(private_redis, tmp_path):
+    """Over a real gunicorn: the first attempt's connection is closed before its answer is read, as
+    a timeout or a dropped connection does; the retry learns the value that attempt took."""
+    import json
+    import socket
+    import urllib.request
+
+    from tests.helpers import gunicorn
+
+    with gunicorn(tmp_path, private_redis.url, ACCESS_LOG="False", THROTTLE_REGISTER="") as port:
+
+        def call(method, path, body=None, headers=()):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}", data=body, method=method, headers=dict(headers)
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.headers, json.load(answer)
+
+        body = json.dumps({"username": "ada", "password": "correct-horse-battery"}).encode()
+        _, registered = call("POST", "/api/auth/register", body, {"Content-Type": "application/json"})
+        auth = f"Bearer {registered['access']}"
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                f"POST /api/counters/default/next HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+                f"Idempotency-Key: {KEY}\r\nContent-Length: 0\r\n\r\n".encode()
+            )
+        # Hung up without reading: the value was taken all the same.
+        deadline = time.monotonic() + 10
+        while call("GET", "/api/counters/default", headers={"Authorization": auth})[1]["value"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        headers, again = call(
+            "POST", "/api/counters/default/next", headers={"Authorization": auth, "Idempotency-Key": KEY}
+        )
+        assert (again["value"], headers["Idempotent-Replayed"]) == (1, "true")
+        assert call("GET", "/api/counters/default", headers={"Authorization": auth})[1]["value"] == 1
