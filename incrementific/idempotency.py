@@ -45,10 +45,21 @@ def client_key(request) -> str | None:
     return key
 
 
+# The browsable API's forms carry their key as this form field (static/web/browsable.js): an HTML
+# form cannot send a header. A JSON body's field of that name means nothing.
+BROWSABLE_FIELD = "_idempotency_key"
+
+
 def of(request, **what) -> store.Idempotent | None:
     """The change's Idempotency-Key, if it was sent one, for the store: ``what`` is the request's
     validated input (a step, a value), which with its method and path says what it asked for."""
-    return _idempotent(request, client_key(request), what)
+    key = client_key(request)
+    if key is None and getattr(request, "stream", None) is not None:
+        data = request.data
+        if hasattr(data, "getlist"):  # a form
+            sent = data.get(BROWSABLE_FIELD, "")
+            key = sent if _BARE.fullmatch(sent) else None
+    return _idempotent(request, key, what)
 
 
 # The web app's forms carry a key of their own (a hidden field, new with each page), so that a
@@ -143,7 +154,12 @@ def _replay(sealed: bytes) -> HttpResponse:
 
 
 def _plain(data):
-    """A request's parsed input as JSON can hold it (a form's QueryDict, lists and all)."""
+    """A request's parsed input as JSON can hold it (a form's QueryDict, lists and all), less
+    what a form carries besides its input."""
     if hasattr(data, "lists"):
-        return {name: values if len(values) != 1 else values[0] for name, values in data.lists()}
+        return {
+            name: values if len(values) != 1 else values[0]
+            for name, values in data.lists()
+            if name not in (BROWSABLE_FIELD, "csrfmiddlewaretoken")
+        }
     return data

@@ -628,3 +628,28 @@ def test_two_quick_clicks_on_next_take_one_value(site, monkeypatch):
     assert site.counter_value("default") == "1"
     assert redis_value(judy, "default") == 1
     site.screenshot("19-double-click-next")
+
+
+def test_the_browsable_apis_next_form_sent_twice_takes_one_value(site, alice, monkeypatch):
+    site.visit("/api-auth/login/?next=/api/counters/default/next")
+    site.find("#id_username").send_keys("alice")
+    site.find("#id_password").send_keys(PASSWORD + Keys.ENTER)
+    site.wait(EC.title_contains("Next value · incrementific API"))
+    form = site.find("form[action='/api/counters/default/next'][method='POST']")
+    key = form.find_element(By.NAME, "_idempotency_key").get_attribute("value")
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
+    real, calls = services.counter_next, []
+
+    def slow_first(**kwargs):  # the first send's answer is slow, so the second is sent before it
+        calls.append(kwargs)
+        if len(calls) == 1:
+            time.sleep(1.0)
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "counter_next", slow_first)
+    site.driver.execute_script("const f = arguments[0]; f.submit(); setTimeout(() => f.submit(), 300);", form)
+    site.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".response-info"), "HTTP 200 OK"))
+    time.sleep(1.0)
+    assert len(calls) == 2  # both sends reached the server
+    assert '"value": 1' in site.text(".response-info")
+    assert redis_value(alice, "default") == 1
