@@ -15,14 +15,7 @@ from accounts import keystore
 from accounts.models import ApiKey
 from counters import services
 from tests.helpers import counter_url, redis_value
-
-REVOKED = {"detail": "Invalid or revoked API key.", "code": "invalid_api_key"}
-
-
-def with_key(key: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client
+from tests.test_keys import REVOKED, with_key
 
 
 @pytest.fixture
