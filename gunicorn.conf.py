@@ -2,7 +2,7 @@
 # the command line (the Procfile binds 0.0.0.0:$PORT that way).
 import os
 
-from incrementific.env import envbool, envint, exit_on_bad_setting, load_settings
+from incrementific.env import envbool, envchoice, envint, exit_on_bad_setting, load_settings
 
 # A value nobody can read stops gunicorn here, in one line, before it binds or forks; so does one
 # of the project's own settings, which every worker would otherwise fail on with a traceback.
@@ -13,7 +13,30 @@ with exit_on_bad_setting():
     workers = envint("WEB_CONCURRENCY", 3, minimum=1)
     threads = envint("GUNICORN_THREADS", 1, minimum=1)
     accesslog = "-" if envbool("ACCESS_LOG", True) else None
+    log_format = envchoice("LOG_FORMAT", "text", ("text", "json"))
 load_settings()
+
+# gunicorn's combined format, with the time taken and the request's id (X-Request-ID, which the
+# app sets on every answer: incrementific/middleware.py).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)sus [%({x-request-id}o)s]'
+if log_format == "json":
+    # gunicorn's own lines as JSON objects too (incrementific/logs.py splits an access line into
+    # method, path, status, duration and request id).
+    _stream = {"class": "logging.StreamHandler", "formatter": "json"}
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "formatters": {"json": {"()": "incrementific.logs.JsonFormatter"}},
+        "handlers": {
+            "error_console": {**_stream, "stream": "ext://sys.stderr"},
+            "access_console": {**_stream, "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "gunicorn.error": {"handlers": ["error_console"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["access_console"] if accesslog else [], "propagate": False},
+        },
+    }
 
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -3,6 +3,7 @@
 Every variable is listed with its default in README.md and .env.example.
 """
 
+import logging
 import os
 import tomllib
 from datetime import timedelta
@@ -12,7 +13,8 @@ import dj_database_url
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from incrementific.env import SettingError, envbool, envint, envlist, envorigins
+from incrementific.env import SettingError, envbool, envchoice, envint, envlist, envorigins
+from incrementific.logs import TEXT_FORMAT
 from incrementific.surfaces import BEARER_PATHS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -282,14 +284,25 @@ if not DEBUG:
     if os.environ.get("SECURE_PROXY_SSL_HEADER"):
         SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 
+# Text a person reads, or one JSON object a line (LOG_FORMAT=json) for a log shipper; either way
+# with the request's id (incrementific/logs.py). gunicorn.conf.py writes gunicorn's own the same way.
+LOG_FORMAT = envchoice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "incrementific.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": TEXT_FORMAT},
+        "json": {"()": "incrementific.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+# Python's warnings are log lines too (the py.warnings logger), JSON ones with LOG_FORMAT=json.
+logging.captureWarnings(True)
 CSRF_FAILURE_VIEW = "incrementific.views.csrf_failure"
 # The web app's pages (accounts/web.py); the admin and the browsable API have their own.
 LOGIN_URL = "web:login"

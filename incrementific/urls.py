@@ -69,6 +69,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
+    re_path(r"^livez/?$", views.LivezView.as_view(), name="livez"),
+    re_path(r"^readyz/?$", views.ReadyzView.as_view(), name="readyz"),
     # Browsers ask for /favicon.ico on any page that names no icon (the JSON ones, say).
     path("favicon.ico", views.FaviconView.as_view()),
     # The prototype's paths, with and without /v1 (counters/v1.py).

@@ -52,6 +52,35 @@ class HealthView(APIView):
         return Response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 
 
+class LiveSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["ok"])
+
+
+@extend_schema(summary="Liveness", responses={200: LiveSerializer})
+class LivezView(APIView):
+    """200 while the process serves, touching no dependency: for a supervisor, which restarts
+    the process when it fails. A Redis or database outage is not a reason to restart."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+@extend_schema(
+    summary="Readiness",
+    responses={
+        200: HealthSerializer,
+        503: OpenApiResponse(HealthSerializer, description="The database or Redis does not answer."),
+    },
+)
+class ReadyzView(HealthView):
+    """200 only when the database and Redis answer, else 503: for a load balancer, which sends
+    this instance traffic while it is 200."""
+
+
 def _health() -> dict[str, str]:
     checks = {}
     try:

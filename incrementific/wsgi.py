@@ -18,6 +18,8 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incrementific.settings")
 django.setup(set_prefix=False)
 
+from incrementific.logs import new_id as new_request_id  # noqa: E402
+from incrementific.logs import request_id  # noqa: E402
 from incrementific.urls import API_PATH_PREFIXES  # noqa: E402  (needs the apps loaded)
 
 # What only a browser with cookies needs.
@@ -61,8 +63,22 @@ bearer_application = _handler([name for name in settings.MIDDLEWARE if name not 
 
 
 def application(environ, start_response):
-    if environ.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer " and environ.get("PATH_INFO", "").startswith(
-        API_PATH_PREFIXES
-    ):
-        return bearer_application(environ, start_response)
-    return browser_application(environ, start_response)
+    # Every answer carries `X-Request-ID`, the caller's own if it sent a sane one, and every log
+    # line written while the app answers carries it too (incrementific/logs.py). Done here, around
+    # both handlers, not as a middleware: a middleware cost a `next` 2% of its instructions
+    # (Django's wrapping of each one, and its header checks), this a fifth of that (BENCHMARKS.md).
+    rid = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
+    token = request_id.set(rid)
+
+    def respond(status, headers, exc_info=None):
+        headers.append(("X-Request-ID", rid))
+        return start_response(status, headers, exc_info)
+
+    try:
+        if environ.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer " and environ.get("PATH_INFO", "").startswith(
+            API_PATH_PREFIXES
+        ):
+            return bearer_application(environ, respond)
+        return browser_application(environ, respond)
+    finally:
+        request_id.reset(token)

@@ -7,7 +7,8 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 (Django sends request_finished from there); the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
-    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|current|set] [--bearer-only]
+    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|current|set]
+                             [--bearer-only | --entry]
 
 Scenarios: `next` with a JWT (the default), `next` with an API key (or one limited to `next` on
 its counter), reading a counter
@@ -106,6 +107,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--scenario", choices=SCENARIOS, default="next")
     parser.add_argument("--bearer-only", action="store_true", help="count the bearer handler only (half the time)")
+    parser.add_argument(
+        "--entry",
+        action="store_true",
+        help="count wsgi.application, the entry point (request ids included) that picks the bearer handler",
+    )
     parser.add_argument("--child", nargs=3, metavar=("HANDLER", "N", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -114,7 +120,7 @@ def main() -> int:
 
     from incrementific.redis_server import RedisServer
 
-    handlers = HANDLERS[1:] if args.bearer_only else HANDLERS
+    handlers = ["application"] if args.entry else HANDLERS[1:] if args.bearer_only else HANDLERS
     runs = [(name, n) for name in handlers for n in (0, args.requests)]
     servers = [RedisServer(Path(tempfile.mkdtemp(prefix="incrementific-ir-redis-"))).start() for _ in runs]
     try:

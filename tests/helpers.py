@@ -53,9 +53,10 @@ def wsgi_environ(method: str, path: str, **headers: str) -> dict:
 
 
 @contextmanager
-def gunicorn(data_dir: Path, redis_url: str, *args: str, **env: str):
+def gunicorn(data_dir: Path, redis_url: str, *args: str, log: Path | None = None, **env: str):
     """The service under a real gunicorn with the project's gunicorn.conf.py, as in production
-    (DEBUG off, the project's own settings, a migrated SQLite under `data_dir`); yields its port."""
+    (DEBUG off, the project's own settings, a migrated SQLite under `data_dir`); yields its port
+    once it is live (/livez), whether or not Redis answers. ``log``: where its output goes."""
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")},
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -68,12 +69,14 @@ def gunicorn(data_dir: Path, redis_url: str, *args: str, **env: str):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=BASE_DIR, check=True)
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *args]
-    server = subprocess.Popen([*command, "incrementific.wsgi"], env=env, cwd=BASE_DIR)
+    output = log.open("w") if log is not None else None
+    stderr = subprocess.STDOUT if log else None
+    server = subprocess.Popen([*command, "incrementific.wsgi"], env=env, cwd=BASE_DIR, stdout=output, stderr=stderr)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=5):
                     break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
@@ -83,3 +86,5 @@ def gunicorn(data_dir: Path, redis_url: str, *args: str, **env: str):
     finally:
         server.terminate()
         server.wait(30)
+        if output is not None:
+            output.close()
