@@ -83,11 +83,20 @@ def api_key_create(
         name=name,
         prefix=prefix,
         hashed=api_key_hash(secret),
-        counters=None if counters is None else sorted(set(counters)),
-        actions=None if actions is None else [action for action in ACTIONS if action in actions],
+        counters=_stored_counters(counters),
+        actions=_stored_actions(actions),
         expires_at=expires_at,
     )
     return row, secret
+
+
+def _stored_counters(counters: list[str] | None) -> list[str] | None:
+    return None if counters is None else sorted(set(counters))
+
+
+def _stored_actions(actions: list[str] | None) -> list[str] | None:
+    """In ACTIONS' order, once each: the same scope is always stored the same way."""
+    return None if actions is None else [action for action in ACTIONS if action in actions]
 
 
 def api_key_user_id(secret: str) -> tuple[int, KeyScope] | None:
@@ -133,9 +142,9 @@ def api_key_change_scope(
         if row is None:
             raise ApiKeyNotFound()
         if counters is not _UNCHANGED:
-            row.counters = None if counters is None else sorted(set(counters))
+            row.counters = _stored_counters(counters)
         if actions is not _UNCHANGED:
-            row.actions = None if actions is None else [action for action in ACTIONS if action in actions]
+            row.actions = _stored_actions(actions)
         if expires_at is not _UNCHANGED:
             row.expires_at = expires_at
         row.save(update_fields=["counters", "actions", "expires_at"])

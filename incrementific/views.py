@@ -32,13 +32,13 @@ class HealthSerializer(serializers.Serializer):
     redis = serializers.ChoiceField(HEALTH_STATES)
 
 
-@extend_schema(
-    summary="Health",
-    responses={
-        200: HealthSerializer,
-        503: OpenApiResponse(HealthSerializer, description="The database or Redis does not answer."),
-    },
-)
+HEALTH_RESPONSES = {
+    200: HealthSerializer,
+    503: OpenApiResponse(HealthSerializer, description="The database or Redis does not answer."),
+}
+
+
+@extend_schema(summary="Health", responses=HEALTH_RESPONSES)
 class HealthView(APIView):
     """200 when the database and Redis both answer, else 503; JSON either way."""
 
@@ -69,13 +69,7 @@ class LivezView(APIView):
         return Response({"status": "ok"})
 
 
-@extend_schema(
-    summary="Readiness",
-    responses={
-        200: HealthSerializer,
-        503: OpenApiResponse(HealthSerializer, description="The database or Redis does not answer."),
-    },
-)
+@extend_schema(summary="Readiness", responses=HEALTH_RESPONSES)
 class ReadyzView(HealthView):
     """200 only when the database and Redis answer, else 503: for a load balancer, which sends
     this instance traffic while it is 200."""
