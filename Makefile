@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres soak fuzz bench bench-ir lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres test-ha soak fuzz bench bench-ir lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -32,6 +32,11 @@ test: install
 # The same suite against the machine's PostgreSQL (or DATABASE_URL), where row locks are real.
 test-postgres: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/incrementific} $(VENV)/bin/pytest
+
+# Sentinel failovers with a real primary, replica and three Sentinels (tests/test_ha.py), on the
+# machine's PostgreSQL when it answers; not part of `make test`.
+test-ha: install
+	$(VENV)/bin/pytest -m ha tests/test_ha.py
 
 # Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
 soak: install

@@ -1,12 +1,15 @@
 """API keys in Redis: a cache of SQL's ApiKey rows, so authenticating a key needs no SQL.
 
 An entry is a hash with ``u`` (the user id) and ``t`` (when the key was last used, epoch
-seconds), and the key's scope (accounts/scopes.py) when it has one: ``x`` when it expires (epoch
-seconds), ``a`` the actions it may take (``,read,next,``), and ``s`` if it is limited to some
-counters, with a field ``n:<name>`` for each (so that one HMGET of a counter's script asks about
-its counter). A key that names its owner (``inc_<id>.…``, every key issued now) has its entry in
-the owner's slot, ``ctr:{u<id>}:~key:<sha256>`` (counters.store.api_key_entry), where a
-counter's own script can check it in the same call. Keys issued before they named their owner
+seconds); ``o``, where the store is fenced, the primary that wrote it (an entry another primary
+wrote is not trusted: it may be a lagging replica's copy of a key revoked since); and the key's
+scope (accounts/scopes.py) when it has one: ``x`` when it expires (epoch seconds), ``a`` the
+actions it may take (``,read,next,``), and ``s`` if it is limited to some counters, with a field
+``n:<name>`` for each (so that one HMGET of a counter's script asks about its counter).
+
+A key that names its owner (``inc_<id>.…``, every key issued now) has its entry in the owner's
+slot, ``ctr:{u<id>}:~key:<sha256>`` (counters.store.keys.api_key_entry), where a counter's own
+script can check it in the same call. Keys issued before they named their owner
 have theirs at ``akey:<sha256>``. A missing entry means nothing: the caller falls back to SQL
 and puts the entry back. Entries are deleted with their row, and when their user is deactivated.
 """
@@ -15,47 +18,24 @@ import math
 import time
 from datetime import UTC, datetime
 
-from django_redis import get_redis_connection
-from redis.exceptions import RedisError
-
 from accounts.scopes import KeyScope
-from counters.store import KEY_TOUCH_SECONDS, CounterStoreUnavailable, api_key_entry, run_script
-
-ALIAS = "counters"
-
-# KEYS[1] entry; ARGV[1] now; ARGV[2] touch interval -> {touched (0/1), the entry's fields and
-# values} | nil (no entry, or an expired key: SQL answers for those)
-_LOOKUP = """
-local entry = redis.call('HMGET', KEYS[1], 'u', 't', 'x')
-if not entry[1] then return nil end
-if entry[3] and tonumber(ARGV[1]) >= tonumber(entry[3]) then return nil end
-local touched = 0
-if tonumber(ARGV[1]) - tonumber(entry[2] or 0) >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 't', ARGV[1])
-  touched = 1
-end
-return {touched, redis.call('HGETALL', KEYS[1])}
-"""
+from counters import store
+from counters.store import keys
 
 
 def key(hashed: str, owner_id: int | None) -> str:
     """Where the entry of a key is: in its owner's slot when the key names the owner."""
-    return f"akey:{hashed}" if owner_id is None else api_key_entry(owner_id, hashed)
-
-
-def _client():
-    return get_redis_connection(ALIAS)
+    return keys.api_key_entry(owner_id, hashed)
 
 
 def lookup(hashed: str, owner_id: int | None) -> tuple[int, bool, KeyScope] | None:
     """(user id, whether this use should be recorded in SQL, the key's scope), or None if not
     cached (or expired)."""
-    reply = run_script(_LOOKUP, [key(hashed, owner_id)], [int(time.time()), KEY_TOUCH_SECONDS])
-    if reply is None:
+    found = store.api_key_lookup(hashed, owner_id)
+    if found is None:
         return None
-    touched, flat = reply
-    fields = {name.decode(): value.decode() for name, value in zip(flat[::2], flat[1::2], strict=True)}
-    return int(fields["u"]), touched == 1, _scope(fields)
+    fields, touched = found
+    return int(fields["u"]), touched, _scope(fields)
 
 
 def _scope(fields: dict[str, str]) -> KeyScope:
@@ -79,27 +59,11 @@ def entry_fields(user_id: int, scope: KeyScope) -> dict[str, object]:
 
 def remember(hashed: str, user_id: int, scope: KeyScope, *, names_owner: bool) -> None:
     """Cache a key that SQL says belongs to ``user_id``, with its scope; ``names_owner``: whether
-    the key itself names them (then its entry goes in their slot). Replaces what was there."""
-    try:
-        entry = key(hashed, user_id if names_owner else None)
-        pipe = _client().pipeline(transaction=True)  # one slot: no reader sees half an entry
-        pipe.delete(entry)
-        pipe.hset(entry, mapping=entry_fields(user_id, scope))
-        pipe.execute()
-    except RedisError as exc:
-        raise CounterStoreUnavailable(str(exc)) from exc
+    the key itself names them (then its entry goes in their slot). Replaces what was there, in
+    one script: no reader sees half an entry."""
+    store.api_key_remember(hashed, user_id if names_owner else None, entry_fields(user_id, scope))
 
 
-def forget(keys: list[tuple[str, int]]) -> None:
+def forget(keys_: list[tuple[str, int]]) -> None:
     """Drop the entries of these keys, (hashed, user id) each, wherever they are."""
-    if not keys:
-        return
-    try:
-        pipe = _client().pipeline(transaction=False)
-        for hashed, user_id in keys:
-            # one DEL per key: the two entries are in different Cluster slots
-            pipe.delete(key(hashed, None))
-            pipe.delete(key(hashed, user_id))
-        pipe.execute()
-    except RedisError as exc:
-        raise CounterStoreUnavailable(str(exc)) from exc
+    store.api_key_forget(keys_)

@@ -14,16 +14,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.core.checks import Tags, Warning, register
-from redis.exceptions import RedisError
 
 from counters import store
 
 # How many counter keys to sample for a TTL: enough to catch a habit, cheap on a big keyspace.
 TTL_SAMPLE = 1000
-
-
-def _config(client, name: str) -> str:
-    return client.config_get(name).get(name, "")
 
 
 _asked: ContextVar[bool] = ContextVar("redis_checks_asked", default=False)
@@ -44,26 +39,37 @@ def check_counter_redis_when_asked(app_configs=None, **kwargs) -> list[Warning]:
     return check_counter_redis() if _asked.get() else []
 
 
+def describe_counter_redis() -> str | None:
+    """The topology the counters run on, as found, in one line (None if Redis does not answer:
+    check_counter_redis says so)."""
+    try:
+        report = store.inspect(0)
+    except store.CounterStoreUnavailable:
+        return None
+    if report.topology == "single":
+        address = report.primary.address
+        return f"Counters on a single Redis server at {address}, not fenced (README, 'Redis in production')."
+    replicas = ", ".join(r.address for r in report.replicas) or "none"
+    return (
+        f"Counters on Sentinel master {report.master_name!r}: primary {report.primary.address}, replicas {replicas}; "
+        f"{report.sentinels} of {report.sentinels_named} Sentinels answer; fenced by the primary's replication id."
+    )
+
+
 def check_counter_redis() -> list[Warning]:
     try:
-        client = store._client()
-        appendonly = _config(client, "appendonly")
-        appendfsync = _config(client, "appendfsync")
-        save = _config(client, "save")
-        policy = _config(client, "maxmemory-policy")
-        sample = [key for key, _ in zip(client.scan_iter(match="ctr:*", count=500), range(TTL_SAMPLE), strict=False)]
-        pipe = client.pipeline(transaction=False)
-        for key in sample:
-            pipe.ttl(key)
-        ttls = pipe.execute()
-    except RedisError as exc:
+        report = store.inspect(TTL_SAMPLE)
+    except store.CounterStoreUnavailable as exc:
         return [
             Warning(
                 f"Could not check the counters' Redis configuration: {exc}",
-                hint="Make sure REDIS_URL points at a server that answers and allows CONFIG GET.",
+                hint="Make sure REDIS_URL (or REDIS_SENTINELS) names servers that answer CONFIG GET and INFO.",
                 id="counters.W001",
             )
         ]
+    config = report.primary.config
+    appendonly, appendfsync, save = config.get("appendonly", ""), config.get("appendfsync", ""), config.get("save", "")
+    policy = config.get("maxmemory-policy", "")
 
     warnings = []
     if appendonly == "yes" and appendfsync != "always":
@@ -102,13 +108,49 @@ def check_counter_redis() -> list[Warning]:
             )
         )
     # ~rate windows (COUNTER_RATE_LIMIT) expire on purpose; ~ is never part of a counter's name.
-    expiring = [key.decode() for key, ttl in zip(sample, ttls, strict=True) if ttl != -1 and b":~" not in key]
+    expiring = [key for key, ttl in report.counter_ttls if ttl != -1 and ":~" not in key]
     if expiring:
         warnings.append(
             Warning(
                 f"{len(expiring)} counter key(s) in Redis expire, e.g. {expiring[0]}.",
                 hint="Counter keys must not have a TTL; remove it with PERSIST.",
                 id="counters.W006",
+            )
+        )
+    if report.topology != "single":
+        warnings += _failover_warnings(report)
+    return warnings
+
+
+def _failover_warnings(report: store.Report) -> list[Warning]:
+    """What weakens the guarantees where a replica can be promoted (README, 'Redis in production')."""
+    warnings = []
+    writable = [r.address for r in report.replicas if r.config.get("replica-read-only") == "no"]
+    if writable:
+        warnings.append(
+            Warning(
+                f"Replica(s) {', '.join(writable)} accept writes (replica-read-only no): a write there "
+                "is lost at the next resync, and the fence cannot see it.",
+                hint="Set replica-read-only yes on every replica.",
+                id="counters.W007",
+            )
+        )
+    if report.primary.config.get("min-replicas-to-write", "0") == "0":
+        warnings.append(
+            Warning(
+                "min-replicas-to-write is 0 on the primary: cut off from its replicas (a split brain), it "
+                "goes on acknowledging sets that the promoted replica never sees. No value is handed out "
+                "twice (the fence), but those sets are lost.",
+                hint="Set min-replicas-to-write 1 and min-replicas-max-lag 10 on every server.",
+                id="counters.W008",
+            )
+        )
+    if not report.replicas:
+        warnings.append(
+            Warning(
+                f"Sentinel master {report.master_name!r} has no replicas: there is nothing to fail over to.",
+                hint="Add a replica (replicaof <primary> <port>) and let the Sentinels discover it.",
+                id="counters.W009",
             )
         )
     return warnings

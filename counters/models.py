@@ -15,15 +15,19 @@ validate_counter_name = RegexValidator(
 
 
 class Counter(models.Model):
-    """A named counter. Its value lives in Redis (counters/store.py), never in this table.
+    """A named counter. Its value lives in Redis (counters/store/), never in this table.
 
     `reserved_through` is the durable half of the design: no value above it has ever been handed
     out or set, and it only ever rises. When Redis forgets a counter, the counter resumes there.
+    `primary` is the Redis primary whose reservation it is (its master_replid; '' on a single
+    server): only that primary may extend it. Another primary takes it over first, and resumes
+    above it (counters/services.py).
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="counters")
     name = models.CharField(max_length=64, validators=[validate_counter_name])
     reserved_through = models.BigIntegerField(default=0)
+    primary = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

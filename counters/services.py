@@ -73,28 +73,45 @@ def _locked_row(*, owner_id: int, name: str) -> Counter:
 
 
 def _restore(*, owner_id: int, name: str) -> None:
-    """Redis has no state for this counter: 404 if it does not exist, else resume it.
+    """This primary holds no state of this counter: 404 if it does not exist, else resume it.
 
-    Under the row lock, so a concurrent delete (which holds it) cannot be undone by a
-    restore that read the row before the delete committed.
+    Under the row lock, so a concurrent delete (which holds it) cannot be undone by a restore
+    that read the row before the delete committed, and a reservation cannot slip between the
+    restore and the row's new ``primary``. The state resumes at ``reserved_through`` with that
+    as its limit (so the next ``next`` reserves, for this primary), above every value handed out
+    by any primary: none can extend a reservation that is not its own.
     """
     with transaction.atomic():
         row = _locked_row(owner_id=owner_id, name=name)
-        restored = store.restore(owner_id, name, value=row.reserved_through, created=rendered(row.created_at))
+        restored, primary = store.restore(
+            owner_id, name, value=row.reserved_through, created=rendered(row.created_at), primary=row.primary
+        )
+        before = row.primary
+        if before != primary:
+            row.primary = primary
+            row.save(update_fields=["primary"])
     if restored:
         logger.warning(
-            "counter restored: owner=%s name=%s; Redis had lost it, it resumes above "
-            "reserved_through=%s, skipping at most one block (%s) of values, repeating none",
-            owner_id, name, row.reserved_through, settings.COUNTER_BLOCK_SIZE,
+            "counter restored: owner=%s name=%s; %s, it resumes above reserved_through=%s, "
+            "skipping at most one block (%s) of values, repeating none",
+            owner_id, name,
+            f"primary {primary} took it over from {before or 'none'}" if before != primary else "Redis had lost it",
+            row.reserved_through, settings.COUNTER_BLOCK_SIZE,
         )  # fmt: skip
 
 
-def _reserve(*, owner_id: int, name: str, needed: int) -> int:
-    """Make ``reserved_through`` at least ``needed`` (plus a block) and commit. Returns it."""
+def _reserve(*, owner_id: int, name: str, needed: int, primary: str) -> int | None:
+    """Make ``reserved_through`` at least ``needed`` (plus a block) for ``primary``, and commit.
+    Returns it; or None when the row says another primary holds the reservation now (a
+    failover, or a split brain): then this primary took the counter over, at the row's
+    ``reserved_through``, and the call goes on from there."""
     if needed > MAX_VALUE:
         raise CounterOverflow()
     with transaction.atomic():
         row = _locked_row(owner_id=owner_id, name=name)
+        if row.primary != primary:
+            _restore(owner_id=owner_id, name=name)
+            return None
         if row.reserved_through < needed:
             row.reserved_through = min(MAX_VALUE, needed + settings.COUNTER_BLOCK_SIZE)
             row.save(update_fields=["reserved_through"])
@@ -118,8 +135,9 @@ def _with_state(
                 return op(raise_to, attempt == 0)
             except store.StateMissing:
                 _restore(owner_id=owner_id, name=name)
+                raise_to = None  # reserved for another primary, perhaps: reserve again
             except store.LimitReached as exc:
-                raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed)
+                raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed, primary=exc.primary)
             except store.ValueOverflow:
                 raise CounterOverflow() from None
         raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
@@ -156,7 +174,10 @@ def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
         except IntegrityError:
             raise CounterAlreadyExists() from None
         created = rendered(row.created_at)
-        store.create(owner_id, name, value=value, limit=row.reserved_through, created=created)
+        primary = store.create(owner_id, name, value=value, limit=row.reserved_through, created=created)
+        if primary:  # the reservation is this primary's (only where the store is fenced)
+            row.primary = primary
+            row.save(update_fields=["primary"])
     return store.State(value, created)
 
 

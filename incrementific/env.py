@@ -52,6 +52,18 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def envaddresses(name: str) -> list[tuple[str, int]]:
+    """Comma-separated `host:port` pairs (`10.0.0.5:26379,[::1]:26379`), each port 1 to 65535."""
+    addresses = []
+    for item in envlist(name):
+        host, _, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingError(f"{name}: {item!r} is not host:port (write 10.0.0.5:26379, or [::1]:26379)")
+        addresses.append((host, int(port)))
+    return addresses
+
+
 def envorigins(name: str) -> list[str]:
     """Comma-separated origins (`https://app.example.com`, `http://localhost:5173`), or `*` alone."""
     origins = envlist(name)

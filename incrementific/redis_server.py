@@ -57,6 +57,8 @@ class RedisServer:
     new_session: bool = False
     # Descriptors the server keeps open for its whole life (make run's lock on DATA_DIR).
     inherit_fds: tuple[int, ...] = ()
+    # More configuration, as command-line options (the HA tests' replicas: --replicaof ...).
+    options: tuple[str, ...] = ()
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -85,6 +87,7 @@ class RedisServer:
             "--protected-mode", "yes",
             "--logfile", "redis.log",
             "--pidfile", "",
+            *self.options,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args,

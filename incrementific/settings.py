@@ -13,7 +13,7 @@ import dj_database_url
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from incrementific.env import SettingError, envbool, envchoice, envint, envlist, envorigins
+from incrementific.env import SettingError, envaddresses, envbool, envchoice, envint, envlist, envorigins
 from incrementific.logs import TEXT_FORMAT
 from incrementific.surfaces import BEARER_PATHS
 
@@ -136,7 +136,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0"
+REDIS_TIMEOUT_SECONDS = envint("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
+# Redis Sentinel: the counters live on the primary that these Sentinels name for
+# REDIS_SENTINEL_MASTER, and REDIS_URL gives only the database number and the data password.
+# Empty: the single server at REDIS_URL. See counters/store/connection.py, README "Redis in production".
+REDIS_SENTINELS = envaddresses("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster"
+REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD") or None
 CACHES = {
     # The ordinary cache stays out of Redis for now: django-redis's cache.clear() runs FLUSHDB,
     # which must never be able to reach the counters.
@@ -146,10 +153,10 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": envint("REDIS_TIMEOUT_SECONDS", 2),
-            "SOCKET_TIMEOUT": envint("REDIS_TIMEOUT_SECONDS", 2),
+            "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+            "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
             # One immediate retry reconnects a connection that died with a Redis restart (the
-            # store's own, counters/store.py, and the pool's). Re-running `next` after a timeout
+            # store's own, counters/store/connection.py, and the pool's). Re-running `next` after a timeout
             # can only skip a value, never repeat one.
             "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
         },

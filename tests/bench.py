@@ -162,12 +162,12 @@ def populate(users: int, counters_per_user: int) -> None:
     ids = list(User.objects.filter(username__startswith="bulk").values_list("id", flat=True))
     rows = [Counter(owner_id=uid, name=f"c{n}", reserved_through=1000) for uid in ids for n in range(counters_per_user)]
     Counter.objects.bulk_create(rows, batch_size=5000)
-    client = store._client()
+    client = store.connection.client()
     created = rendered(Counter.objects.first().created_at)
     for start in range(0, len(rows), 5000):
         pipe = client.pipeline(transaction=False)
         for row in rows[start : start + 5000]:
-            pipe.hset(store.key(row.owner_id, row.name), mapping={"v": 0, "l": 1000, "c": created})
+            pipe.hset(store.keys.counter(row.owner_id, row.name), mapping={"v": 0, "l": 1000, "c": created})
         pipe.execute()
 
 
@@ -240,9 +240,9 @@ def main() -> int:
 
         big = []
         if args.big:
-            before = store._client().info("memory")["used_memory"]
+            before = store.connection.client().info("memory")["used_memory"]
             populate(10_000, 10)
-            memory = (store._client().info("memory")["used_memory"] - before) / 100_000
+            memory = (store.connection.client().info("memory")["used_memory"] - before) / 100_000
             urls = {label: kw["url"] for label, kw in scenarios}
             next_url, list_url = urls["next, JWT"], urls["list of 50"]
             for connections in (1, 32):

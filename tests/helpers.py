@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django_redis import get_redis_connection
 
-from counters.store import key
+from counters.store.keys import counter as key
 from incrementific.redis_server import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent

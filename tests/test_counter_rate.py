@@ -80,4 +80,4 @@ def test_a_retry_inside_one_request_counts_once(alice, rate, redis_conn):
 
 
 def test_rate_windows_live_beside_the_counters(alice):
-    assert store.rate_key(alice.id, 7) == f"ctr:{{u{alice.id}}}:~rate:7"
+    assert store.keys.rate(alice.id, 7) == f"ctr:{{u{alice.id}}}:~rate:7"

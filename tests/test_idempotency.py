@@ -98,7 +98,7 @@ def test_a_throttled_or_unauthenticated_request_is_not_kept(alice_client, alice,
 def test_a_key_is_forgotten_after_its_time(alice_client, alice, settings, redis_conn):
     settings.IDEMPOTENCY_KEY_SECONDS = 1
     assert keyed(alice_client, "post", counter_url("default", "/next")).json()["value"] == 1
-    assert 0 < redis_conn.ttl(store.idempotency_key(alice.id, KEY)) <= 1
+    assert 0 < redis_conn.ttl(store.keys.idempotency(alice.id, KEY)) <= 1
     time.sleep(1.2)
     r = keyed(alice_client, "post", counter_url("default", "/next"))
     assert (r.json()["value"], "Idempotent-Replayed" in r) == (2, False)

@@ -235,7 +235,7 @@ def test_every_counter_call_with_a_key_is_one_round_trip_and_no_sql(
 @pytest.mark.parametrize("method, path, body", COUNTER_CALLS)
 def test_a_forged_key_naming_a_user_is_a_401_and_changes_nothing(alice, method, path, body, redis_conn, settings):
     settings.COUNTER_RATE_LIMIT = "1/hour"
-    redis_conn.hset(counters_store.key(alice.id, "default"), "v", 7)
+    redis_conn.hset(counters_store.keys.counter(alice.id, "default"), "v", 7)
     r = call(with_key(forged(alice)), method, path, body)
     assert r.status_code == 401
     assert r.json() == (V1_REVOKED if path.startswith("/v1") else REVOKED)
@@ -291,9 +291,9 @@ def test_a_key_entry_redis_forgot_is_checked_in_sql_and_put_back(
     assert redis_conn.delete(entry) == 1
     redis_round_trips.clear()
     assert client.post(counter_url("default", "/next")).json()["value"] == 2
-    # refused by the counter's script, looked up (missing), put back from SQL (DEL and HSET in
-    # one MULTI, one round trip), then the counter
-    assert redis_round_trips == ["evalsha", "evalsha", "multi", "evalsha"]
+    # refused by the counter's script, looked up (missing), put back from SQL (one script: DEL
+    # and HSET), then the counter
+    assert redis_round_trips == ["evalsha", "evalsha", "evalsha", "evalsha"]
     assert redis_conn.exists(entry) == 1
     redis_round_trips.clear()
     with django_assert_num_queries(0):

@@ -90,7 +90,7 @@ def test_the_mark_expires_with_the_tokens_it_refuses(alice, redis_conn, settings
     alice.is_active = False
     alice.save()
     lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
-    assert lifetime < redis_conn.ttl(store.revocation_key(alice.id)) <= lifetime + 60
+    assert lifetime < redis_conn.ttl(store.keys.revocation(alice.id)) <= lifetime + 60
 
 
 def test_checking_costs_no_round_trip(alice, redis_round_trips, django_assert_num_queries):

@@ -15,12 +15,16 @@ def counter(redis_conn):
 
 
 def test_key_layout():
-    assert store.key(42, "invoices") == "ctr:{u42}:invoices"
+    assert store.keys.counter(42, "invoices") == "ctr:{u42}:invoices"
 
 
 def test_state_is_a_hash_without_expiry(redis_conn, counter):
-    assert redis_conn.hgetall(store.key(1, "c")) == {b"v": b"0", b"l": str(MAX).encode(), b"c": b"2026-01-01T00:00:00Z"}
-    assert redis_conn.ttl(store.key(1, "c")) == -1
+    assert redis_conn.hgetall(store.keys.counter(1, "c")) == {
+        b"v": b"0",
+        b"l": str(MAX).encode(),
+        b"c": b"2026-01-01T00:00:00Z",
+    }
+    assert redis_conn.ttl(store.keys.counter(1, "c")) == -1
 
 
 def test_next_is_one_round_trip(counter, redis_round_trips):
@@ -33,19 +37,19 @@ def test_next_is_one_round_trip(counter, redis_round_trips):
 def test_a_forked_child_talks_to_redis_on_a_connection_of_its_own(counter):
     # gunicorn forks its workers: a connection inherited from the parent is the parent's socket.
     assert store.next_value(1, "c", 1).value == 1
-    parent = store._command("CLIENT", "ID")
+    parent = store.connection.command("CLIENT", "ID")
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.write(write, str(store._command("CLIENT", "ID")).encode())
+            os.write(write, str(store.connection.command("CLIENT", "ID")).encode())
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
     os.close(write)
     with os.fdopen(read) as child:
         assert int(child.read()) != parent
-    assert store._command("CLIENT", "ID") == parent  # the child left the parent's alone
+    assert store.connection.command("CLIENT", "ID") == parent  # the child left the parent's alone
     assert store.next_value(1, "c", 1).value == 2
 
 
@@ -101,9 +105,9 @@ def test_up_to_the_limit_is_allowed(start, limit, step):
 def test_a_new_limit_is_installed_in_the_same_call(redis_conn):
     store.create(1, "l", value=5, limit=5, created="x")
     assert store.next_value(1, "l", 1, raise_to=8).value == 6
-    assert redis_conn.hget(store.key(1, "l"), "l") == b"8"
+    assert redis_conn.hget(store.keys.counter(1, "l"), "l") == b"8"
     store.next_value(1, "l", 1, raise_to=7)  # a late, lower limit never lowers it
-    assert redis_conn.hget(store.key(1, "l"), "l") == b"8"
+    assert redis_conn.hget(store.keys.counter(1, "l"), "l") == b"8"
 
 
 def test_set_stays_within_the_limit(redis_conn):
@@ -129,15 +133,26 @@ def test_a_missing_counter_is_never_read_as_zero():
 def test_next_does_not_recreate_a_missing_counter(redis_conn):
     with pytest.raises(store.StateMissing):
         store.next_value(1, "gone", 1)
-    assert redis_conn.exists(store.key(1, "gone")) == 0
+    assert redis_conn.exists(store.keys.counter(1, "gone")) == 0
 
 
 def test_restore_only_fills_a_hole(redis_conn):
-    assert store.restore(1, "r", value=30, created="x") is True
+    assert store.restore(1, "r", value=30, created="x", primary="") == (True, "")
     assert store.get(1, "r").value == 30
     store.set_value(1, "r", 4)
-    assert store.restore(1, "r", value=99, created="x") is False
+    assert store.restore(1, "r", value=99, created="x", primary="") == (False, "")
     assert store.get(1, "r").value == 4
+
+
+def test_a_restore_for_a_reservation_another_primary_held_takes_over_and_never_lowers(redis_conn):
+    """The row names another primary: the state here is restored even though it exists, at the
+    row's reservation, or at its own value if that is higher (it never goes down)."""
+    store.create(1, "r", value=5, limit=40, created="x")
+    assert store.restore(1, "r", value=30, created="x", primary="elsewhere") == (True, "")
+    assert redis_conn.hgetall(store.keys.counter(1, "r")) == {b"v": b"30", b"l": b"30", b"c": b"x"}
+    store.create(1, "r", value=50, limit=60, created="x")
+    assert store.restore(1, "r", value=30, created="x", primary="elsewhere") == (True, "")
+    assert redis_conn.hgetall(store.keys.counter(1, "r")) == {b"v": b"50", b"l": b"50", b"c": b"x"}
 
 
 def test_get_many_reads_everything_in_one_round_trip(redis_round_trips):

@@ -1,0 +1,169 @@
+"""Failover with real Sentinels: no value handed out twice (`make test-ha`, and .ci/run).
+
+Each test starts a primary, a replica and three Sentinels (tests/ha.py), gunicorn on them, and
+client threads that take `next` on a few counters throughout, keeping every value returned.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ha import (
+    MASTER,
+    UNDEMOTABLE,
+    Apps,
+    Load,
+    Replicated,
+    fill_replica_link,
+    shared_database,
+    user_with_counters,
+)
+
+pytestmark = pytest.mark.ha
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+NAMES = ["a", "b", "c"]
+UNAVAILABLE = {b'{"detail":"Counter storage is unavailable, try again.","code":"counter_store_unavailable"}'}
+
+
+def assert_no_duplicates(load: Load) -> None:
+    repeated = load.duplicates()
+    count = sum(len(values) for values in repeated.values())
+    assert repeated == {}, f"{count} values of {len(load.taken)} handed out twice or more"
+
+
+def assert_after_above_before(load: Load, before: float, after: float) -> None:
+    """Every value acknowledged after ``after`` is above every value acknowledged before ``before``."""
+    for name in NAMES:
+        earlier = [t.value for t in load.taken if t.name == name and t.at < before]
+        later = [t.value for t in load.taken if t.name == name and t.at > after]
+        assert earlier and later, (name, len(earlier), len(later))
+        assert min(later) > max(earlier), (name, max(earlier), min(later))
+
+
+def test_the_primary_killed_is_503_json_until_a_replica_is_promoted_and_no_value_repeats(tmp_path):
+    with Replicated(tmp_path / "redis") as setup, Apps(tmp_path / "app", setup.addresses).serve() as port:
+        token = user_with_counters(port, NAMES)
+        with Load([port], token, NAMES) as load:
+            load.run_for(1, at_least=300)
+            killed = time.monotonic()
+            setup.primary.kill()
+            setup.wait_for_promotion(setup.replica)
+            promoted = time.monotonic()
+            load.run_for(1, at_least=300)
+        assert_no_duplicates(load)
+        assert set(load.statuses) <= {200, 503}, load.statuses
+        assert load.statuses[503] > 0, (load.statuses, promoted - killed)  # while there was no primary
+        assert load.bodies[503] == UNAVAILABLE
+        assert_after_above_before(load, killed, promoted)
+
+
+def test_a_replica_that_was_behind_is_promoted_and_no_value_repeats(tmp_path):
+    with Replicated(tmp_path / "redis") as setup, Apps(tmp_path / "app", setup.addresses).serve() as port:
+        token = user_with_counters(port, NAMES)
+        with Load([port], token, NAMES) as load:
+            load.run_for(1, at_least=300)
+            setup.replica.pause()  # SIGSTOP: what the primary sends now piles up
+            sent = fill_replica_link(setup.primary)
+            load.run_for(1.5, at_least=300)  # acknowledged, and never to reach the replica
+            acknowledged = Replicated.node(setup.primary).info("replication")["master_repl_offset"]
+            killed = time.monotonic()
+            setup.primary.kill()
+            setup.replica.resume()
+            setup.wait_for_promotion(setup.replica)
+            promoted = time.monotonic()
+            load.run_for(1, at_least=300)
+        # The promoted replica really was behind: its history ends before the filler's end, so
+        # every `next` acknowledged after the filler is missing from it.
+        ended = Replicated.node(setup.replica).info("replication")["second_repl_offset"] - 1
+        assert ended < sent < acknowledged, (ended, sent, acknowledged)
+        assert_no_duplicates(load)
+        assert set(load.statuses) <= {200, 503}, load.statuses
+        assert_after_above_before(load, killed, promoted)
+
+
+def test_a_split_brain_hands_out_no_value_twice(tmp_path):
+    """The old primary cannot be demoted (UNDEMOTABLE), and stays writable: one app server keeps
+    its connections to it, another starts after the failover and talks to the new primary."""
+    with Replicated(tmp_path / "redis", primary_options=UNDEMOTABLE) as setup:
+        apps = Apps(tmp_path / "app", setup.addresses)
+        with apps.serve() as old:
+            token = user_with_counters(old, NAMES)
+            with Load([old], token, NAMES, threads=2) as on_old:  # sync workers: a connection each
+                on_old.run_for(1, at_least=200)
+                setup.sentinels[0].client().sentinel_failover(MASTER)
+                setup.wait_for_promotion(setup.replica)
+                split = offset(setup.primary)
+                with apps.serve() as new, Load([new], token, NAMES, threads=2) as on_new:
+                    on_new.run_for(3, at_least=300)
+                    on_old.run_for(0, at_least=100)
+        # Both sides took values during the split, each primary writing its own.
+        assert role(setup.primary) == "master" and role(setup.replica) == "master"
+        assert offset(setup.primary) > split
+        assert {t.port for t in on_new.taken} == {new}
+        together = Load([], token, NAMES)
+        together.taken = on_old.taken + on_new.taken
+        assert_no_duplicates(together)
+        assert set(on_old.statuses) | set(on_new.statuses) <= {200, 503}
+
+
+def test_two_app_servers_on_one_database_through_a_failover(tmp_path):
+    with Replicated(tmp_path / "redis") as setup, shared_database() as database:
+        apps = Apps(tmp_path / "app", setup.addresses, database=database)
+        with apps.serve() as one, apps.serve() as two:
+            token = user_with_counters(one, NAMES)
+            with Load([one, two], token, NAMES, threads=8) as load:
+                load.run_for(1, at_least=300)
+                killed = time.monotonic()
+                setup.primary.kill()
+                setup.wait_for_promotion(setup.replica)
+                promoted = time.monotonic()
+                load.run_for(1, at_least=300)
+        assert {t.port for t in load.taken} == {one, two}
+        assert_no_duplicates(load)
+        assert set(load.statuses) <= {200, 503}, load.statuses
+        assert_after_above_before(load, killed, promoted)
+
+
+def offset(server) -> int:
+    return Replicated.node(server).info("replication")["master_repl_offset"]
+
+
+def role(server) -> str:
+    return Replicated.node(server).info("replication")["role"]
+
+
+def test_manage_py_check_names_the_topology_and_what_weakens_it(tmp_path):
+    with Replicated(tmp_path / "redis") as setup:
+        env = {
+            "PATH": os.environ["PATH"],
+            "DATA_DIR": str(tmp_path),
+            "REDIS_SENTINELS": setup.addresses,
+            "SECRET_KEY": "k" * 50,
+            "JWT_SIGNING_KEY": "j" * 64,
+        }
+
+        def check() -> tuple[list[str], str]:
+            r = subprocess.run(
+                [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, cwd=BASE_DIR
+            )
+            return r.stdout.splitlines(), r.stderr
+
+        out, err = check()
+        assert out[0] == (
+            f"Counters on Sentinel master 'mymaster': primary 127.0.0.1:{setup.primary.port}, replicas "
+            f"127.0.0.1:{setup.replica.port}; 3 of 3 Sentinels answer; fenced by the primary's replication id."
+        )
+        assert "counters.W008" in err and "counters.W007" not in err
+        Replicated.node(setup.replica).config_set("replica-read-only", "no")
+        Replicated.node(setup.primary).config_set("min-replicas-to-write", 1)
+        out, err = check()
+        assert f"?: (counters.W007) Replica(s) 127.0.0.1:{setup.replica.port} accept writes" in err
+        assert "counters.W008" not in err
+        setup.sentinels[0].stop()
+        out, err = check()
+        assert "; 2 of 3 Sentinels answer;" in out[0]
