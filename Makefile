@@ -39,6 +39,7 @@ test-ha: install
 	$(VENV)/bin/pytest -m ha tests/test_ha.py
 
 # Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
+# SOAK_SENTINEL=1: a primary, a replica and three Sentinels, and failovers as the faults.
 soak: install
 	$(PY) -m tests.soak
 

@@ -8,7 +8,9 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
     python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|current|set]
-                             [--bearer-only | --entry]
+                             [--bearer-only | --entry] [--sentinel]
+
+`--sentinel` serves from a primary under three Sentinels (tests/ha.py), where the state is fenced.
 
 Scenarios: `next` with a JWT (the default), `next` with an API key (or one limited to `next` on
 its counter), reading a counter
@@ -76,7 +78,7 @@ def child(handler_name: str, n: int, scenario: str) -> None:
         request()
 
 
-def instructions(handler_name: str, n: int, scenario: str, redis_url: str) -> int:
+def instructions(handler_name: str, n: int, scenario: str, redis: dict[str, str]) -> int:
     data_dir = tempfile.mkdtemp(prefix="incrementific-ir-")
     out = Path(data_dir) / "callgrind.out"
     env = {
@@ -86,7 +88,7 @@ def instructions(handler_name: str, n: int, scenario: str, redis_url: str) -> in
         "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
         "JWT_SIGNING_KEY": "bench-only-jwt-key-" + "y" * 40,
         "DATA_DIR": data_dir,
-        "REDIS_URL": redis_url,
+        **redis,  # REDIS_URL, or REDIS_SENTINELS
         # str hashes are salted per process, which moves dict and set layouts, and with them
         # the count, by a few percent from run to run: one fixed salt for every run.
         "PYTHONHASHSEED": "0",
@@ -112,6 +114,7 @@ def main() -> int:
         action="store_true",
         help="count wsgi.application, the entry point (request ids included) that picks the bearer handler",
     )
+    parser.add_argument("--sentinel", action="store_true", help="a primary under Sentinels: the fenced store")
     parser.add_argument("--child", nargs=3, metavar=("HANDLER", "N", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,14 +122,23 @@ def main() -> int:
         return 0
 
     from incrementific.redis_server import RedisServer
+    from tests.ha import Replicated
 
     handlers = ["application"] if args.entry else HANDLERS[1:] if args.bearer_only else HANDLERS
     runs = [(name, n) for name in handlers for n in (0, args.requests)]
-    servers = [RedisServer(Path(tempfile.mkdtemp(prefix="incrementific-ir-redis-"))).start() for _ in runs]
+    servers, redis = [], []
     try:
+        for _ in runs:
+            folder = Path(tempfile.mkdtemp(prefix="incrementific-ir-redis-"))
+            if args.sentinel:
+                servers.append(Replicated(folder))
+                redis.append({"REDIS_URL": "", "REDIS_SENTINELS": servers[-1].addresses})
+            else:
+                servers.append(RedisServer(folder).start())
+                redis.append({"REDIS_URL": servers[-1].url})
         with ThreadPoolExecutor(max_workers=2) as pool:
             counts = list(
-                pool.map(lambda job: instructions(*job[0], args.scenario, job[1].url), zip(runs, servers, strict=True))
+                pool.map(lambda job: instructions(*job[0], args.scenario, job[1]), zip(runs, redis, strict=True))
             )
     finally:
         for server in servers:

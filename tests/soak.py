@@ -5,7 +5,12 @@ gunicorn with several workers serves the app against a Redis of its own; client 
 with -9 and restarted from its AOF, flushed, or replaced by an empty server. Every value
 returned is kept, and at the end one line says what happened. Exits 1 on any duplicate.
 
-    python -m tests.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50]
+With --sentinel (`make soak SOAK_SENTINEL=1`) the counters live on a primary and a replica under
+three Sentinels (tests/ha.py), and the faults are failovers: a manual one (the old primary stays
+writable for a while), the primary killed with -9, and the primary killed while the replica is
+stopped and behind (tests/test_ha.py stages the same). A killed server comes back as a replica.
+
+    python -m tests.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50] [--sentinel]
 """
 
 import argparse
@@ -26,20 +31,26 @@ from pathlib import Path
 import redis as redis_py
 
 from incrementific.redis_server import RedisServer, free_port
+from tests.ha import MASTER, Replicated, fill_replica_link, wait_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 class Service:
-    def __init__(self, tmp: Path, workers: int, block: int):
-        self.redis = RedisServer(tmp / "redis").start()
+    def __init__(self, tmp: Path, workers: int, block: int, sentinel: bool = False):
+        self.replicated = Replicated(tmp / "replicated") if sentinel else None
+        self.redis = None if sentinel else RedisServer(tmp / "redis").start()
         self.port = free_port()
         self.env = {
             **os.environ,
             "SECRET_KEY": secrets.token_urlsafe(50),
             "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
             "DATA_DIR": str(tmp),
-            "REDIS_URL": self.redis.url,
+            **(
+                {"REDIS_URL": "", "REDIS_SENTINELS": self.replicated.addresses}
+                if sentinel
+                else {"REDIS_URL": self.redis.url}
+            ),
             "COUNTER_BLOCK_SIZE": str(block),
             "WEB_CONCURRENCY": str(workers),
             "ACCESS_LOG": "False",
@@ -85,10 +96,44 @@ class Service:
     def stop(self):
         self.gunicorn.terminate()
         self.gunicorn.wait(30)
-        self.redis.stop()
+        if self.replicated:
+            self.replicated.stop()
+        else:
+            self.redis.stop()
+
+
+def failovers(setup: Replicated, stop: threading.Event, counts: collections.Counter, seed: int):
+    """Every 8 to 12 s (Sentinel waits twice failover-timeout between two failovers of one master)."""
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(8, 12)):
+        primary = setup.servers[setup.named_primary()]
+        [replica] = [server for server in setup.servers.values() if server is not primary]
+        kind = rng.choice(["manual failover", "kill -9", "kill -9, replica behind"])
+        if kind == "manual failover":
+            setup.sentinels[0].client().sentinel_failover(MASTER)
+        elif kind == "kill -9":
+            primary.kill()
+        else:
+            replica.pause()
+            fill_replica_link(primary)
+            time.sleep(rng.uniform(0.2, 1))
+            primary.kill()
+            replica.resume()
+        setup.wait_for_promotion(replica)
+        if kind != "manual failover":
+            primary.start()  # back from its AOF; the Sentinels make it a replica of the new primary
+        wait_for(
+            lambda p=primary: Replicated.node(p).info("replication").get("master_link_status") == "up",
+            90,
+            f"the old primary ({primary.port}) to follow the new one after a {kind}",
+            every=0.2,
+        )
+        counts[kind] += 1
 
 
 def faults(service: Service, stop: threading.Event, counts: collections.Counter, seed: int):
+    if service.replicated:
+        return failovers(service.replicated, stop, counts, seed)
     rng = random.Random(seed)
     redis = service.redis
     while not stop.wait(rng.uniform(2, 6)):
@@ -114,10 +159,11 @@ def main() -> int:
     parser.add_argument("--counters", type=int, default=4)
     parser.add_argument("--block", type=int, default=50)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--sentinel", action="store_true", default=bool(os.environ.get("SOAK_SENTINEL")))
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="incrementific-soak-"))
-    service = Service(tmp, args.workers, args.block)
+    service = Service(tmp, args.workers, args.block, args.sentinel)
     try:
         status, body = service.request(
             "POST", "/api/auth/register", {"username": "soak", "password": secrets.token_urlsafe(16)}
@@ -164,12 +210,13 @@ def main() -> int:
         service.stop()
 
     duplicates = sum(len(v) - len(set(v)) for v in values.values())
+    topology = "Sentinel" if args.sentinel else "one Redis"
     gaps = [b - a - 1 for v in values.values() for a, b in zip(sorted(v), sorted(v)[1:], strict=False)]
     requests = sum(statuses.values())
     others = {k: v for k, v in statuses.items() if k not in (200, 503)}
     print(
         f"soak: {requests} requests in {args.seconds:.0f} s ({statuses[200]} ok, {statuses[503]} 503, "
-        f"other {others or 0}); {args.workers} workers, {args.clients} clients, {args.counters} counters, "
+        f"other {others or 0}); {topology}, {args.workers} workers, {args.clients} clients, {args.counters} counters, "
         f"block {args.block}, seed {args.seed}; faults {sum(fault_counts.values())} "
         f"({', '.join(f'{k} {v}' for k, v in sorted(fault_counts.items()))}); "
         f"duplicates {duplicates}; largest gap {max(gaps, default=0)}"

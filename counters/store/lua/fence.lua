@@ -14,7 +14,8 @@ if FENCED then
   if not string.find(info, 'role:master', 1, true) then
     return redis.error_reply('READONLY this server is a replica, the counters are on its primary')
   end
-  ME = string.match(info, 'master_replid:(%w+)')
+  local at = string.find(info, 'master_replid:', 1, true) + 14  -- plain finds: a third of a match's cost
+  ME = string.sub(info, at, at + 39)  -- 40 hex digits
 end
 local function ours(o)
   return not FENCED or o == ME
