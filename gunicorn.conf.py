@@ -14,6 +14,11 @@ with exit_on_bad_setting():
     threads = envint("GUNICORN_THREADS", 1, minimum=1)
     accesslog = "-" if envbool("ACCESS_LOG", True) else None
     log_format = envchoice("LOG_FORMAT", "text", ("text", "json"))
+    # prometheus_client's multiprocess mode (incrementific/metrics.py) reads this when imported:
+    # set before any worker imports it, and emptied when the server starts (on_starting).
+    _data_dir = os.path.abspath(os.environ.get("DATA_DIR", "./var"))
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_data_dir, "prometheus"))
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # any process that inherits it writes there
 load_settings()
 
 # gunicorn's combined format, with the time taken and the request's id (X-Request-ID, which the
@@ -52,3 +57,24 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+
+
+def on_starting(server):
+    # Files a previous server left would be summed into this one's numbers.
+    import shutil
+
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def worker_exit(server, worker):
+    from incrementific import metrics
+
+    metrics.flush()  # the last second's counts, before the worker's files are marked dead
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

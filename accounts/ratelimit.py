@@ -9,7 +9,7 @@ are "N/second", "N/minute", "N/hour" or "N/day" from settings.RATE_LIMITS; "" tu
 from django.conf import settings
 
 from counters import store
-from incrementific import rates
+from incrementific import metrics, rates
 
 
 class RateLimited(Exception):
@@ -41,6 +41,7 @@ def take(scope: str, ident: str, *, enforce: bool = True) -> None:
     number, limit, seconds, retry_after = window
     used = store.rate_window_add(scope, ident, number, seconds=seconds + 1)
     if enforce and used > limit:
+        metrics.throttled(scope)
         raise RateLimited(retry_after)
 
 
@@ -52,4 +53,5 @@ def check(scope: str, ident: str) -> None:
     number, limit, _, retry_after = window
     used = store.rate_window_count(scope, ident, number)
     if used >= limit:
+        metrics.throttled(scope)
         raise RateLimited(retry_after)

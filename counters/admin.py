@@ -4,11 +4,21 @@ from django.contrib.admin.views.main import ChangeList
 from django.http import QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from counters import services, store
-from counters.models import Counter
+from counters import history, services, store
+from counters.history import Actor
+from counters.models import Counter, CounterChange
+from counters.selectors import counter_history
 from counters.serializers import CounterSetSerializer
+
+HISTORY_ON_PAGE = 20
+
+
+def _who(change: CounterChange) -> str:
+    who = change.actor.username if change.actor else "nobody known"
+    return f"{who}, API key {change.api_key_name or '?'} ({change.api_key_prefix}…)" if change.api_key_prefix else who
+
 
 admin.site.site_header = "incrementific administration"
 admin.site.site_title = "incrementific admin"
@@ -76,7 +86,7 @@ class CounterAdmin(admin.ModelAdmin):
     list_filter = [OwnerFilter, "created_at"]
     search_fields = ["name", "owner__username"]
     ordering = ["owner__username", "name"]
-    readonly_fields = ["owner", "name", "value", "reserved_through", "created_at"]
+    readonly_fields = ["owner", "name", "value", "reserved_through", "created_at", "history"]
     fields = readonly_fields
     actions = ["set_value", "reset_to_zero"]
 
@@ -105,21 +115,46 @@ class CounterAdmin(admin.ModelAdmin):
                 live = None
         return "unavailable" if live is None else live
 
+    @admin.display(description="last changes")
+    def history(self, obj: Counter):
+        try:
+            history.move(obj.owner_id)
+        except store.CounterStoreUnavailable:
+            pass  # the sets still in Redis show once it answers
+        changes = counter_history(owner_id=obj.owner_id, name=obj.name)[:HISTORY_ON_PAGE]
+        url = reverse("admin:counters_counterchange_changelist") + "?" + QueryDict.fromkeys(["q"], obj.name).urlencode()
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (c.at.strftime("%Y-%m-%d %H:%M:%S"), c.kind, c.old_value, c.new_value, _who(c), c.get_surface_display())
+                for c in changes
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>when (UTC)</th><th>what</th><th>old</th><th>new</th><th>who</th><th>where</th>"
+            '</tr></thead><tbody>{}</tbody></table><p><a href="{}">All changes of counters named {}</a></p>',
+            rows or format_html("<tr><td colspan=6>none</td></tr>"),
+            url,
+            obj.name,
+        )
+
     def has_add_permission(self, request):
         # Counters are created through the API, which also writes their Redis state.
         return False
 
     def delete_queryset(self, request, queryset):
         for counter in queryset:
-            services.counter_delete(owner_id=counter.owner_id, name=counter.name)
+            services.counter_delete(owner_id=counter.owner_id, name=counter.name, actor=Actor.of(request, "admin"))
 
     def delete_model(self, request, obj):
-        services.counter_delete(owner_id=obj.owner_id, name=obj.name)
+        services.counter_delete(owner_id=obj.owner_id, name=obj.name, actor=Actor.of(request, "admin"))
 
-    def _set(self, request, queryset, value: int) -> None:
+    def _set(self, request, queryset, value: int, kind: str = CounterChange.Kind.SET) -> None:
+        actor = Actor.of(request, "admin")
         try:
             for counter in queryset:
-                services.counter_set(owner_id=counter.owner_id, name=counter.name, value=value)
+                services.counter_set(owner_id=counter.owner_id, name=counter.name, value=value, actor=actor, kind=kind)
         except store.CounterStoreUnavailable:
             self.message_user(request, "Counter storage is unavailable; nothing more was set.", messages.ERROR)
             return
@@ -144,4 +179,35 @@ class CounterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reset selected counters to 0", permissions=["change"])
     def reset_to_zero(self, request, queryset):
-        self._set(request, queryset, 0)
+        self._set(request, queryset, 0, CounterChange.Kind.RESET)
+
+
+@admin.register(CounterChange)
+class CounterChangeAdmin(admin.ModelAdmin):
+    """Every change to a counter but `next`, newest first: read-only, as a record should be."""
+
+    list_display = ["at", "owner", "counter", "kind", "old_value", "new_value", "who", "surface", "request_id"]
+    list_select_related = ["owner", "actor"]
+    list_filter = [OwnerFilter, "surface", "kind", "at"]
+    search_fields = ["counter", "owner__username", "request_id", "api_key_prefix"]
+    date_hierarchy = "at"
+
+    @admin.display(description="who")
+    def who(self, change: CounterChange) -> str:
+        return _who(change)
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            history.move_all()  # the sets still in Redis first
+        except store.CounterStoreUnavailable:
+            self.message_user(request, "Redis is unavailable: the latest sets may be missing.", messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -42,3 +42,54 @@ class Counter(models.Model):
     def __str__(self) -> str:
         # What the admin labels a counter by (a user's page lists theirs); the owner has a column.
         return self.name
+
+
+class CounterChange(models.Model):
+    """One change to a counter other than `next` (counters/history.py): who made it, where, from
+    which value to which, and when. Kept after the counter is deleted, by its name."""
+
+    class Kind(models.TextChoices):
+        CREATE = "create"
+        SET = "set"
+        RESET = "reset"
+        DELETE = "delete"
+
+    class Surface(models.TextChoices):
+        API = "api", "API"
+        V1 = "v1", "/v1"
+        WEB = "web", "web app"
+        ADMIN = "admin", "admin"
+        OTHER = "other", "the service (a sign-up, a command)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="counter_changes")
+    counter = models.CharField(max_length=64, help_text="The counter's name (it may be deleted since).")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    old_value = models.BigIntegerField(null=True, blank=True)
+    new_value = models.BigIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who did it: the owner, or a staff user in the admin.",
+    )
+    api_key_name = models.CharField(max_length=100, blank=True, verbose_name="API key name")
+    api_key_prefix = models.CharField(max_length=32, blank=True, verbose_name="API key prefix")
+    surface = models.CharField(max_length=8, choices=Surface.choices)
+    at = models.DateTimeField(db_index=True)
+    request_id = models.CharField(max_length=200, blank=True, verbose_name="request id")
+    # A set's entry in the owner's Redis stream: moving it to SQL twice writes one row.
+    stream_id = models.CharField(max_length=32, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["owner", "counter", "-at"], name="change_owner_counter_at")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "stream_id"], condition=~models.Q(stream_id=""), name="change_once_per_stream_entry"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.counter}: {self.kind} {self.old_value} -> {self.new_value}"

@@ -1,8 +1,13 @@
 from django.db.models import QuerySet
 
-from counters.models import Counter
+from counters.models import Counter, CounterChange
 
 
 def counter_list(*, owner_id: int) -> QuerySet[Counter]:
     """The owner's counters by name. Scoped here so that no view can forget the owner."""
     return Counter.objects.filter(owner_id=owner_id).order_by("name")
+
+
+def counter_history(*, owner_id: int, name: str) -> QuerySet[CounterChange]:
+    """The changes to the owner's counter ``name``, newest first (counters/history.py)."""
+    return CounterChange.objects.filter(owner_id=owner_id, counter=name).select_related("actor")

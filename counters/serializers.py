@@ -3,9 +3,10 @@ from functools import lru_cache
 
 from django.http import QueryDict
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from counters.models import MAX_VALUE, validate_counter_name
+from counters.models import MAX_VALUE, CounterChange, validate_counter_name
 
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only; [0-9] never matches other scripts' digits
 
@@ -119,3 +120,25 @@ def counter_data(base: str, *, name: str, value: int, created: str) -> dict:
     and builds its URL on ``base``, the request's :func:`counters_url`, instead of reversing
     the route each time."""
     return {"name": name, "value": value, "created_at": created, "url": base + name}
+
+
+class ChangeActorSerializer(serializers.Serializer):
+    user = serializers.CharField(allow_null=True, help_text="Who: the owner, or a staff user in the admin.")
+    api_key = serializers.DictField(
+        child=serializers.CharField(), allow_null=True, help_text="The API key it came with: its name and prefix."
+    )
+
+
+class CounterChangeSerializer(serializers.ModelSerializer):
+    """One change to a counter other than `next` (counters/history.py)."""
+
+    by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CounterChange
+        fields = ["kind", "old_value", "new_value", "by", "surface", "at", "request_id"]
+
+    @extend_schema_field(ChangeActorSerializer)
+    def get_by(self, change: CounterChange) -> dict:
+        key = {"name": change.api_key_name, "prefix": change.api_key_prefix} if change.api_key_prefix else None
+        return {"user": change.actor.username if change.actor else None, "api_key": key}

@@ -28,8 +28,10 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.fields import DateTimeField
 
-from counters import store
-from counters.models import MAX_VALUE, Counter
+from counters import history, store
+from counters.history import Actor
+from counters.models import MAX_VALUE, Counter, CounterChange
+from incrementific import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ def _restore(*, owner_id: int, name: str) -> None:
             row.primary = primary
             row.save(update_fields=["primary"])
     if restored:
+        metrics.restore("takeover" if before != primary else "forgotten")
         logger.warning(
             "counter restored: owner=%s name=%s; %s, it resumes above reserved_through=%s, "
             "skipping at most one block (%s) of values, repeating none",
@@ -115,6 +118,7 @@ def _reserve(*, owner_id: int, name: str, needed: int, primary: str) -> int | No
         if row.reserved_through < needed:
             row.reserved_through = min(MAX_VALUE, needed + settings.COUNTER_BLOCK_SIZE)
             row.save(update_fields=["reserved_through"])
+            metrics.reservation()
     return row.reserved_through
 
 
@@ -150,7 +154,7 @@ def _with_state(
         raise
 
 
-def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
+def counter_create(*, owner_id: int, name: str, value: int = 0, actor: Actor = history.SYSTEM) -> store.State:
     """Create a counter at ``value``.
 
     The Redis state is written before the row commits: if Redis fails, the row rolls back and
@@ -178,6 +182,8 @@ def counter_create(*, owner_id: int, name: str, value: int = 0) -> store.State:
         if primary:  # the reservation is this primary's (only where the store is fenced)
             row.primary = primary
             row.save(update_fields=["primary"])
+        history.record(owner_id=owner_id, name=name, kind=CounterChange.Kind.CREATE, old=None, new=value, actor=actor)
+    metrics.operation("create")
     return store.State(value, created)
 
 
@@ -198,7 +204,7 @@ def counter_next(
     idempotent: store.Idempotent | None = None,
 ) -> store.State:
     """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
-    return _with_state(
+    state = _with_state(
         owner_id=owner_id,
         name=name,
         idempotent=idempotent,
@@ -206,6 +212,15 @@ def counter_next(
             owner_id, name, step, raise_to=raise_to, counted=counted, credential=credential, idempotent=idempotent
         ),
     )
+    _count("next", state, values=step)
+    return state
+
+
+def _count(kind: str, state: store.State, values: int = 0) -> None:
+    if state.replayed:
+        metrics.replay()  # nothing was done again
+    else:
+        metrics.operation(kind, values=values)
 
 
 def counter_set(
@@ -215,24 +230,42 @@ def counter_set(
     value: int,
     credential: store.Credential = None,
     idempotent: store.Idempotent | None = None,
+    actor: Actor = history.SYSTEM,
+    kind: str = CounterChange.Kind.SET,
 ) -> store.State:
-    """Set the value. SQL-free when ``value`` is within the reservation, else one block more."""
-    return _with_state(
+    """Set the value. SQL-free when ``value`` is within the reservation, else one block more.
+    The change goes to the history with its old value, in the set's own Redis step (``kind``:
+    set, or the admin's reset)."""
+    change = actor.encode(name, kind)
+    state = _with_state(
         owner_id=owner_id,
         name=name,
         idempotent=idempotent,
         op=lambda raise_to, counted: store.set_value(
-            owner_id, name, value, raise_to=raise_to, counted=counted, credential=credential, idempotent=idempotent
+            owner_id,
+            name,
+            value,
+            raise_to=raise_to,
+            counted=counted,
+            credential=credential,
+            idempotent=idempotent,
+            change=change,
         ),
     )
+    if not state.replayed:
+        history.mover.set_by(owner_id)
+    _count("set", state)
+    return state
 
 
 def counter_get(*, owner_id: int, name: str, counted: bool = True, credential: store.Credential = None) -> store.State:
-    return _with_state(
+    state = _with_state(
         owner_id=owner_id,
         name=name,
         op=lambda _, first: store.get(owner_id, name, counted=counted and first, credential=credential),
     )
+    metrics.operation("read")
+    return state
 
 
 def counter_values(
@@ -249,9 +282,15 @@ def counter_values(
     return values
 
 
-def counter_delete(*, owner_id: int, name: str) -> None:
-    """Delete a counter; its Redis state goes in the same transaction (counters/signals.py)."""
+def counter_delete(*, owner_id: int, name: str, actor: Actor = history.SYSTEM) -> None:
+    """Delete a counter; its Redis state goes in the same transaction (counters/signals.py), and
+    so does the history's row, with the last value Redis held (None if it held none)."""
+    [last] = store.get_many([(owner_id, name)])
     with transaction.atomic():
         deleted, _ = Counter.objects.filter(owner_id=owner_id, name=name).delete()
+        if deleted:
+            old = None if last is None else last.value
+            history.record(owner_id=owner_id, name=name, kind=CounterChange.Kind.DELETE, old=old, new=None, actor=actor)
     if not deleted:
         raise CounterNotFound()
+    metrics.operation("delete")

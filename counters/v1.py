@@ -26,6 +26,7 @@ from accounts.serializers import RegisterSerializer
 from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, user_register
 from accounts.throttling import LoginThrottle
 from counters import services
+from counters.history import Actor
 from counters.serializers import StrictIntegerField
 from incrementific import idempotency
 from incrementific.exceptions import JSON_API, exception_handler, prototype_error_body
@@ -274,7 +275,12 @@ class V1CurrentView(V1CounterView):
         value = _set_value(request)
         idempotent = idempotency.of(request, value=value)
         state = self.as_caller(
-            services.counter_set, action="set", name=DEFAULT_COUNTER, value=value, idempotent=idempotent
+            services.counter_set,
+            action="set",
+            name=DEFAULT_COUNTER,
+            value=value,
+            idempotent=idempotent,
+            actor=Actor.of(request, "v1"),
         )
         return self.counter("Set", state)
 

@@ -2,13 +2,16 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.authentication import CheckedInStore, key_scope, token_credential
-from counters import services
+from counters import history, services
+from counters.history import Actor
 from counters.models import NAME_PATTERN
-from counters.selectors import counter_list
+from counters.selectors import counter_history, counter_list
 from counters.serializers import (
+    CounterChangeSerializer,
     CounterCreateSerializer,
     CounterNextSerializer,
     CounterSerializer,
@@ -67,6 +70,14 @@ SET_SCHEMA = extend_schema(
         parameters=[NAME, IDEMPOTENCY_KEY],
         responses=responses({204: None}, 400, 401, 403, 404, 409, 422, 503),
     ),
+    history=extend_schema(
+        summary="A counter's history",
+        description="Every change to the counter other than `next` (create, set, reset), newest first, "
+        "50 a page: who made it (and with which API key), where, the old and the new value, when, and "
+        "the request's `X-Request-ID`.",
+        parameters=[NAME],
+        responses=responses({200: CounterChangeSerializer(many=True)}, 401, 403, 404, 429, 503),
+    ),
     next=extend_schema(
         summary="Take the next value",
         parameters=[NAME, IDEMPOTENCY_KEY],
@@ -90,6 +101,11 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
             """One of your counters. PUT or PATCH a `value` to set it; POST to its `next` to take the
             next value (optional `step`); DELETE deletes it.""",
             NAME_AGAIN_STARTS_AGAIN,
+        ),
+        "History": (
+            "History",
+            """Every change to the counter other than `next` (create, set, reset), newest first, with
+            who made it and where.""",
         ),
         "Next value": (
             "Next value",
@@ -168,7 +184,9 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
     def create(self, request):
         data = self._valid(CounterCreateSerializer)
         key_scope(request).check("create", data["name"])
-        state = services.counter_create(owner_id=request.user.id, name=data["name"], value=data["value"])
+        state = services.counter_create(
+            owner_id=request.user.id, name=data["name"], value=data["value"], actor=Actor.of(request, "api")
+        )
         self.kwargs["name"] = data["name"]
         body = self._data(state)
         response = self.respond(body, status.HTTP_201_CREATED)
@@ -182,7 +200,12 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         data = CounterSetSerializer.validated(request.data)
         idempotent = idempotency.of(request, value=data["value"])
         state = self.as_caller(
-            services.counter_set, action="set", name=name, value=data["value"], idempotent=idempotent
+            services.counter_set,
+            action="set",
+            name=name,
+            value=data["value"],
+            idempotent=idempotent,
+            actor=Actor.of(request, "api"),
         )
         return idempotency.mark(self._respond(state), state)
 
@@ -191,8 +214,19 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
     @idempotency.idempotent_change
     def destroy(self, request, name):
         key_scope(request).check("delete", name)
-        services.counter_delete(owner_id=request.user.id, name=name)
+        services.counter_delete(owner_id=request.user.id, name=name, actor=Actor.of(request, "api"))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"], name="History")
+    def history(self, request, name):
+        """Every change to the counter other than `next`, newest first."""
+        key_scope(request).check("read", name)
+        owner = request.user.id
+        if not counter_list(owner_id=owner).filter(name=name).exists():
+            raise NotFound()
+        history.move(owner)  # the sets still in Redis first
+        page = self.paginate_queryset(counter_history(owner_id=owner, name=name))
+        return self.get_paginated_response(CounterChangeSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"], name="Next value")
     def next(self, request, name):

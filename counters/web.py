@@ -15,7 +15,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from counters import services, store
+from counters import history, services, store
+from counters.history import Actor
+from counters.models import CounterChange
 from counters.selectors import counter_list
 from counters.serializers import CounterCreateSerializer, CounterSetSerializer
 from incrementific import idempotency
@@ -64,10 +66,17 @@ def _dashboard(request, *, status=200, create=None, row_errors=None):
         # The names are in SQL: show them, say why the values are missing, as the admin does.
         outage, values, status = describe(exc), [None] * len(rows), 503
     row_errors = row_errors or {}
+    changes = _last_changes(request.user.id, [row.name for row in rows])
     context = {
         "outage": outage,
         "counters": [
-            {"name": row.name, "value": value, "created_at": row.created_at, **row_errors.get(row.name, {})}
+            {
+                "name": row.name,
+                "value": value,
+                "created_at": row.created_at,
+                "changes": changes.get(row.name, []),
+                **row_errors.get(row.name, {}),
+            }
             for row, value in zip(rows, values, strict=True)
         ],
         "page_obj": current,
@@ -76,6 +85,23 @@ def _dashboard(request, *, status=200, create=None, row_errors=None):
         "token_url": request.build_absolute_uri(reverse("token")),
     }
     return render(request, "web/dashboard.html", context, status=status)
+
+
+LAST_CHANGES = 3
+
+
+def _last_changes(owner_id: int, names: list[str]) -> dict[str, list]:
+    """The last few changes (counters/history.py) of each of these counters, in one query."""
+    try:
+        history.move_pending(owner_id)  # this process's sets; another's move within seconds
+    except store.CounterStoreUnavailable:
+        pass  # the page says Redis is down; the sets still there show once it is back
+    found: dict[str, list] = {}
+    for change in CounterChange.objects.filter(owner_id=owner_id, counter__in=names).select_related("actor")[:200]:
+        kept = found.setdefault(change.counter, [])
+        if len(kept) < LAST_CHANGES:
+            kept.append(change)
+    return found
 
 
 @page
@@ -97,7 +123,9 @@ def create(request):
 
     def change():
         try:
-            state = services.counter_create(owner_id=request.user.id, name=data["name"], value=data["value"])
+            state = services.counter_create(
+                owner_id=request.user.id, name=data["name"], value=data["value"], actor=Actor.of(request, "web")
+            )
         except services.CounterAlreadyExists as exc:
             errors, status = {"name": [_message(exc)]}, 409
         except (services.CounterLimitReached, services.CounterOwnerMissing) as exc:
@@ -184,7 +212,11 @@ def set_value(request, name: str):
     try:
         state = _patiently(
             lambda: services.counter_set(
-                owner_id=request.user.id, name=name, value=data["value"], idempotent=idempotent
+                owner_id=request.user.id,
+                name=name,
+                value=data["value"],
+                idempotent=idempotent,
+                actor=Actor.of(request, "web"),
             )
         )
     except services.CounterNotFound:
@@ -201,7 +233,7 @@ def delete(request, name: str):
 
         def change():
             try:
-                services.counter_delete(owner_id=request.user.id, name=name)
+                services.counter_delete(owner_id=request.user.id, name=name, actor=Actor.of(request, "web"))
             except services.CounterNotFound:
                 return _not_found(request)
             return f"Deleted “{name}”.", _back_to(request)

@@ -27,7 +27,7 @@ from counters.services import (
     CounterOwnerMissing,
 )
 from counters.store import CounterStoreUnavailable
-from incrementific import surfaces
+from incrementific import metrics, surfaces
 
 JSON_API = "application/vnd.api+json"
 
@@ -103,6 +103,7 @@ def _translate(exc: Exception) -> Exception:
     # A bug (bad SQL, a broken constraint) stays a 500 with its traceback in the log; only a
     # database that cannot be reached or is failing is the client's "try again".
     if isinstance(exc, DatabaseError) and not isinstance(exc, DataError | IntegrityError | ProgrammingError):
+        metrics.error("database", type(exc).__name__)
         return ServiceUnavailable("The database is unavailable, try again.", "database_unavailable")
     if isinstance(exc, RequestDataTooBig):
         return RequestTooLarge()

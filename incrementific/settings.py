@@ -136,6 +136,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# GET /metrics answers loopback, and with this token (Authorization: Bearer) anyone.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
+# How often a process that set counters moves their history from Redis to SQL (counters/history.py);
+# 0: only when the history is read.
+HISTORY_MOVE_SECONDS = envint("HISTORY_MOVE_SECONDS", 5, minimum=0)
+# How often each process hands its numbers over to the scrape (incrementific/metrics.py).
+METRICS_FLUSH_SECONDS = envint("METRICS_FLUSH_SECONDS", 1, minimum=1)
+
 REDIS_URL = os.environ.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0"
 REDIS_TIMEOUT_SECONDS = envint("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
 # Redis Sentinel: the counters live on the primary that these Sentinels name for

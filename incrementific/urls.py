@@ -71,6 +71,7 @@ urlpatterns = [
     re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
     re_path(r"^livez/?$", views.LivezView.as_view(), name="livez"),
     re_path(r"^readyz/?$", views.ReadyzView.as_view(), name="readyz"),
+    re_path(r"^metrics/?$", views.metrics_view, name="metrics"),
     # Browsers ask for /favicon.ico on any page that names no icon (the JSON ones, say).
     path("favicon.ico", views.FaviconView.as_view()),
     # The prototype's paths, with and without /v1 (counters/v1.py).

@@ -1,8 +1,11 @@
 """Project-level views: the health check and the JSON answers Django gives outside DRF."""
 
+import hmac
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError, connection
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import Resolver404, resolve
@@ -17,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from counters import store
-from incrementific import surfaces
+from incrementific import metrics, surfaces
 from incrementific.exceptions import error_response
 
 logger = logging.getLogger(__name__)
@@ -151,3 +154,26 @@ def api_not_found(request):
 
 def server_error(request):
     return error_response(request, 500, "Server error.", "server_error")
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def metrics_view(request):
+    """GET /metrics, the Prometheus text format (incrementific/metrics.py): from loopback with no
+    proxy in between, or with ``Authorization: Bearer <METRICS_TOKEN>``; anyone else gets the
+    404 of a path that does not exist."""
+    if request.method not in ("GET", "HEAD") or not _may_scrape(request):
+        return error_response(request, 404, "Not found.", "not_found")
+    body, content_type = metrics.render()
+    return HttpResponse(body, content_type=content_type)
+
+
+def _may_scrape(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.META.get("HTTP_AUTHORIZATION", "")
+        if sent[:7].lower() == "bearer " and hmac.compare_digest(sent[7:].encode(), token.encode()):
+            return True
+    # A proxy on the same machine makes every caller loopback: a forwarded request is not.
+    return request.META.get("REMOTE_ADDR") in LOOPBACK and "HTTP_X_FORWARDED_FOR" not in request.META

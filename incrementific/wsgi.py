@@ -18,6 +18,7 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "incrementific.settings")
 django.setup(set_prefix=False)
 
+from incrementific import metrics  # noqa: E402
 from incrementific.logs import new_id as new_request_id  # noqa: E402
 from incrementific.logs import request_id  # noqa: E402
 from incrementific.urls import API_PATH_PREFIXES  # noqa: E402  (needs the apps loaded)
@@ -46,6 +47,14 @@ class Request(WSGIRequest):
 class Handler(WSGIHandler):
     request_class = Request
 
+    def resolve_request(self, request):
+        # The matched pattern's name is the metrics' `route` label: bounded, unlike the path.
+        match = super().resolve_request(request)
+        state = metrics.current.get()
+        if state is not None:
+            state.route = request.resolver_match.view_name or request.resolver_match.route
+        return match
+
 
 def _handler(middleware: list[str]) -> WSGIHandler:
     # WSGIHandler reads settings.MIDDLEWARE once, when it is made; this runs at import, before
@@ -69,9 +78,12 @@ def application(environ, start_response):
     # (Django's wrapping of each one, and its header checks), this a fifth of that (BENCHMARKS.md).
     rid = new_request_id(environ.get("HTTP_X_REQUEST_ID"))
     token = request_id.set(rid)
+    measured = metrics.request_started(environ.get("PATH_INFO", ""))
+    answered = ["500"]
 
     def respond(status, headers, exc_info=None):
         headers.append(("X-Request-ID", rid))
+        answered[0] = status
         return start_response(status, headers, exc_info)
 
     try:
@@ -81,4 +93,5 @@ def application(environ, start_response):
             return bearer_application(environ, respond)
         return browser_application(environ, respond)
     finally:
+        metrics.request_finished(measured, environ.get("REQUEST_METHOD", ""), answered[0])
         request_id.reset(token)

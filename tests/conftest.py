@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import user_register
 from accounts.tokens import RefreshToken
+from counters import history
 from incrementific.redis_server import RedisServer
 
 _session_redis: RedisServer | None = None
@@ -34,6 +35,7 @@ def pytest_unconfigure(config):
 @pytest.fixture(autouse=True)
 def _clean_redis():
     get_redis_connection("counters").flushdb()
+    history.mover.owners.clear()  # sets an earlier test made, which that flush took with it
 
 
 @pytest.fixture

@@ -14,4 +14,6 @@ from incrementific.settings import *  # noqa: E402,F403
 # A file, not SQLite's shared in-memory database: threads in the concurrency tests need real
 # locking with a busy timeout ("database table is locked" errors are not retried).
 DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+# A test's rows are its own: no thread moves the history of sets behind its back (reads move it).
+HISTORY_MOVE_SECONDS = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -31,7 +31,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from counters.store import connection, keys, scripts
-from incrementific import rates
+from incrementific import metrics, rates
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ KEY_TOUCH_SECONDS = 60
 
 
 def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
+    metrics.error("redis", type(exc).__name__)
     logger.error("counter store unavailable: %s: %s", type(exc).__name__, exc)
     return CounterStoreUnavailable(str(exc))
 
@@ -183,6 +184,7 @@ def _change(
     counted: bool,
     credential: Credential,
     idempotent: Idempotent | None = None,
+    change: str | None = None,
 ):
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
     check_key, check_args = _check(owner_id, credential, action, name)
@@ -194,6 +196,11 @@ def _change(
         keys_.append(keys.idempotency(owner_id, idempotent.key))
         args += [""] * (9 - len(args))
         args += [idempotent.fingerprint, idempotent.attempt, idempotent.seconds]
+    if change is not None:  # KEYS[5] and ARGV[13], at their places (set only)
+        keys_ += [keys_[0]] * (4 - len(keys_))
+        keys_.append(keys.changes(owner_id))
+        args += [""] * (12 - len(args))
+        args.append(change)
     reply = _run(script, keys_, args)
     code = reply[0]
     if code == 1:
@@ -211,6 +218,7 @@ def _change(
     if code == 2:
         raise ValueOverflow()
     if code == 4:
+        metrics.throttled("counter_rate")
         raise RateLimited(retry_after)
     if code == 5:
         raise TokenRevoked()
@@ -255,9 +263,11 @@ def set_value(
     counted: bool = True,
     credential: Credential = None,
     idempotent: Idempotent | None = None,
+    change: str | None = None,
 ) -> State:
-    """Set the value, in one round trip. Raises LimitReached above the limit."""
-    return _change(scripts.SET, "set", owner_id, name, value, raise_to, counted, credential, idempotent)
+    """Set the value, in one round trip. Raises LimitReached above the limit. ``change``: what to
+    append to the owner's stream of changes with the old and the new value (counters/history.py)."""
+    return _change(scripts.SET, "set", owner_id, name, value, raise_to, counted, credential, idempotent, change)
 
 
 def get(owner_id: int, name: str, *, counted: bool = True, credential: Credential = None) -> State:
@@ -311,6 +321,7 @@ def get_many(
         used, _ = replies[:2]
         replies = replies[2:]
         if used > rate_args[0]:
+            metrics.throttled("counter_rate")
             raise RateLimited(retry_after)
     return [None if v is None or (fenced and o != primary) else State(int(v), c.decode()) for v, c, o in replies]
 
@@ -417,6 +428,37 @@ def rate_window_count(scope: str, ident: str, window: int) -> int:
     """A window's count, counting nothing."""
     try:
         return int(connection.client().get(keys.account_rate(scope, ident, window)) or 0)
+    except RedisError as exc:
+        raise _unavailable(exc) from exc
+
+
+# The owners' streams of changes (keys.changes), which counters/history.py moves to SQL.
+
+
+def changes_pending(owner_id: int, count: int = 500) -> list[tuple[str, dict[str, str]]]:
+    """The oldest ``count`` changes of the owner not moved to SQL yet: (entry id, fields)."""
+    try:
+        entries = connection.client().xrange(keys.changes(owner_id), count=count)
+    except RedisError as exc:
+        raise _unavailable(exc) from exc
+    return [(eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in entries]
+
+
+def changes_moved(owner_id: int, entry_ids: list[str]) -> None:
+    """These entries are in SQL now: drop them from the stream."""
+    if not entry_ids:
+        return
+    try:
+        connection.client().xdel(keys.changes(owner_id), *entry_ids)
+    except RedisError as exc:
+        raise _unavailable(exc) from exc
+
+
+def owners_with_changes() -> list[int]:
+    """Every owner with changes in Redis not moved to SQL yet."""
+    try:
+        found = connection.client().scan_iter(match="ctr:*:~changes", count=1000)
+        return sorted({keys.owner_of_changes(key.decode()) for key in found})
     except RedisError as exc:
         raise _unavailable(exc) from exc
 

@@ -13,6 +13,8 @@ key                                    what it holds (slot: the owner's, unless 
 ``ctr:{u42}:~rate:<window>``           the owner's COUNTER_RATE_LIMIT count for one window
 ``ctr:{u42}:~key:<sha256>``            an API key's entry (accounts/keystore.py)
 ``ctr:{u42}:~idem:<sha256>``           an Idempotency-Key's record
+``ctr:{u42}:~changes``                 a stream of the owner's sets, until counters/history.py
+                                       moves them to SQL
 ``akey:<sha256>``                      a key issued before keys named their owner: its own
                                        slot, read alone (never inside a counter's script)
 ``rl:<scope>:<ident>:<window>``        an account rate limit (accounts/ratelimit.py): its own
@@ -80,6 +82,24 @@ def idempotency(owner_id: int, client_key: str) -> str:
     The client's key is hashed: it may hold any printable character, braces and colons included.
     """
     return f"ctr:{{u{owner_id}}}:~idem:{hashlib.sha256(client_key.encode()).hexdigest()}"
+
+
+def changes(owner_id: int) -> str:
+    """The owner's sets not yet in SQL, a stream appended to by the set's own script.
+
+    >>> changes(42)
+    'ctr:{u42}:~changes'
+    """
+    return f"ctr:{{u{owner_id}}}:~changes"
+
+
+def owner_of_changes(key: str) -> int:
+    """The owner whose stream of changes ``key`` is.
+
+    >>> owner_of_changes('ctr:{u42}:~changes')
+    42
+    """
+    return int(key[key.index("{u") + 2 : key.index("}")])
 
 
 def account_rate(scope: str, ident: str, window: int) -> str:

@@ -1,11 +1,13 @@
 -- What the counter scripts (next, set, get) share, after the fence.
 --
 -- KEYS[1] the counter, KEYS[2] what proves the caller (see refused()), KEYS[3] the owner's rate
--- window (when ARGV[3] is a limit; else unused, and then the counter again when KEYS[4] is
--- given), KEYS[4] (optional) an Idempotency-Key's record.
+-- window (when ARGV[3] is a limit; else unused: the counter again, when more keys follow),
+-- KEYS[4] an Idempotency-Key's record (when ARGV[10] is given; else the counter again, when
+-- more keys follow), KEYS[5] (set only) the owner's stream of changes.
 -- ARGV[1] the step or value, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and
 -- ARGV[4] the rate's limit and seconds (or ''), ARGV[5] to ARGV[9] the caller's check (see
--- refused()), ARGV[10] to ARGV[12] the record's (see remembered()).
+-- refused()), ARGV[10] to ARGV[12] the record's (see remembered(); '' without a record), ARGV[13]
+-- (set only) the change, as counters/history.py encodes it.
 local function limit_in_force(limit, reserved)  -- installs a newly reserved, higher limit
   if reserved ~= '' and above(reserved, limit) then
     redis.call('HSET', KEYS[1], 'l', reserved)
@@ -54,15 +56,16 @@ local function gate()  -- every counter script's first step: nil to go on, or th
   if over_rate() then return {4} end
   return nil
 end
--- An Idempotency-Key's record (keys.idempotency), when KEYS[4] is given: ARGV[10] is the
+-- An Idempotency-Key's record (keys.idempotency) is KEYS[4] when ARGV[10] is given: ARGV[10] is the
 -- request's fingerprint, ARGV[11] this attempt's own id, ARGV[12] how long a record is kept.
 -- A record holds f (the fingerprint) and either the answer (v, c) or, while its attempt is
 -- still going on outside Redis (a reservation, a restore), p (the attempt's id). A record is
 -- not fenced: an answer kept by an earlier primary was given, and giving it again is right.
 -- -> nil to go on, or {8} key reused for another request | {9, value, created} the answer
 --    already given | {10} the first attempt is still going on
+local IDEM = ARGV[10] ~= nil and ARGV[10] ~= ''
 local function remembered()
-  if not KEYS[4] then return nil end
+  if not IDEM then return nil end
   local record = redis.call('HMGET', KEYS[4], 'f', 'v', 'c', 'p')
   if not record[1] then return nil end
   if record[1] ~= ARGV[10] then return {8} end
@@ -71,16 +74,16 @@ local function remembered()
   return nil
 end
 local function remember(value, created)  -- the change is made: keep its answer
-  if not KEYS[4] then return end
+  if not IDEM then return end
   redis.call('DEL', KEYS[4])
   redis.call('HSET', KEYS[4], 'f', ARGV[10], 'v', value, 'c', created)
   redis.call('EXPIRE', KEYS[4], ARGV[12])
 end
 local function hold()  -- the attempt goes on outside Redis: a retry meanwhile waits (409)
-  if not KEYS[4] then return end
+  if not IDEM then return end
   redis.call('HSET', KEYS[4], 'f', ARGV[10], 'p', ARGV[11])
   redis.call('EXPIRE', KEYS[4], 30)
 end
 local function release()  -- nothing changed, and nothing is kept: the key may be used again
-  if KEYS[4] then redis.call('DEL', KEYS[4]) end
+  if IDEM then redis.call('DEL', KEYS[4]) end
 end
