@@ -48,6 +48,8 @@ def test_the_app_user_can_do_everything_the_service_does(as_acl_user, api_client
     assert api_client.post("/api/counters/invoices/next", HTTP_IDEMPOTENCY_KEY="k1").json()["value"] == 2
     assert api_client.put("/api/counters/invoices", {"value": 5000}).json()["value"] == 5000
     assert [c["value"] for c in api_client.get("/api/counters").json()["results"]] == [0, 5000]
+    history = api_client.get("/api/counters/invoices/history").json()["results"]  # the stream moved to SQL
+    assert [(c["kind"], c["new_value"]) for c in history] == [("set", 5000), ("create", 0)]
     key = api_client.post("/api/keys", {"name": "cron"}).json()["key"]
     keyed = api_client.__class__()
     keyed.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
