@@ -89,6 +89,18 @@ BOOLEAN = "is not a boolean: use 1, true, yes or on for yes, 0, false, no or off
             "CORS_ALLOWED_ORIGINS: 'a.example/app' is not an origin: write scheme://host[:port] with no path "
             "(https://app.example.com), or * alone for any origin",
         ),
+        (
+            "REDIS_SENTINELS",
+            "10.0.0.5:26379,sentinel-b",
+            "REDIS_SENTINELS: 'sentinel-b' is not host:port (write 10.0.0.5:26379, or [::1]:26379)",
+        ),
+        (
+            "REDIS_SENTINELS",
+            "10.0.0.5:99999",
+            "REDIS_SENTINELS: '10.0.0.5:99999' is not host:port (write 10.0.0.5:26379, or [::1]:26379)",
+        ),
+        ("METRICS_FLUSH_SECONDS", "0", "METRICS_FLUSH_SECONDS='0' is too small: it must be at least 1"),
+        ("HISTORY_MOVE_SECONDS", "soon", "HISTORY_MOVE_SECONDS='soon' is not a whole number"),
     ],
 )
 def test_a_setting_nobody_can_read_is_one_line_at_start(name, value, message):

@@ -145,8 +145,10 @@ KEY_TOUCH_SECONDS = 60
 
 def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
     metrics.error("redis", type(exc).__name__)
-    logger.error("counter store unavailable: %s: %s", type(exc).__name__, exc)
-    return CounterStoreUnavailable(str(exc))
+    # Sentinel's MasterNotFoundError ends with the repr of every Sentinel client: a screenful.
+    message = str(exc).split(" : <redis.", 1)[0]
+    logger.error("counter store unavailable: %s: %s", type(exc).__name__, message)
+    return CounterStoreUnavailable(message)
 
 
 def _run(script: scripts.Script, keys_: list[str], args: list) -> object:
