@@ -4,6 +4,7 @@ Each test starts a primary, a replica and three Sentinels (tests/ha.py), gunicor
 client threads that take `next` on a few counters throughout, keeping every value returned.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from tests.ha import (
     Load,
     Replicated,
     fill_replica_link,
+    request,
     shared_database,
     user_with_counters,
+    wait_for,
 )
 
 pytestmark = pytest.mark.ha
@@ -167,3 +170,29 @@ def test_manage_py_check_names_the_topology_and_what_weakens_it(tmp_path):
         setup.sentinels[0].stop()
         out, err = check()
         assert "; 2 of 3 Sentinels answer;" in out[0]
+
+
+def test_an_api_key_entry_a_lagging_replica_kept_is_not_trusted_after_a_failover(tmp_path):
+    """A key revoked just before a failover, whose entry's deletion the replica never got: its
+    copy there (written by the old primary) is checked in SQL, where the key is gone: 401."""
+    with Replicated(tmp_path / "redis") as setup:
+        with Apps(tmp_path / "app", setup.addresses).serve() as port:
+            token = user_with_counters(port, [])
+            status, body = request(port, "POST", "/api/keys", {"name": "cron"}, token)
+            assert status == 201, body
+            key = json.loads(body)
+            assert request(port, "POST", "/api/counters/default/next", None, key["key"])[0] == 200  # cached
+            wait_for(lambda: Replicated.node(setup.replica).keys("ctr:*:~key:*"), 10, "the entry on the replica")
+            setup.replica.pause()
+            fill_replica_link(setup.primary)  # what the primary sends next stays with it
+            assert request(port, "DELETE", f"/api/keys/{key['id']}", None, token)[0] == 204
+            setup.primary.kill()
+            setup.replica.resume()
+            setup.wait_for_promotion(setup.replica)
+            [entry] = Replicated.node(setup.replica).keys("ctr:*:~key:*")  # the stale copy
+            assert Replicated.node(setup.replica).hget(entry, "o") is not None
+            status, body = request(port, "POST", "/api/counters/default/next", None, key["key"])
+            assert (status, json.loads(body)) == (
+                401,
+                {"detail": "Invalid or revoked API key.", "code": "invalid_api_key"},
+            )
