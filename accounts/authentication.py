@@ -9,7 +9,14 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.scopes import EVERYTHING, KeyScope, ScopeDenied
-from accounts.services import KEY_PREFIX, api_key_hash, api_key_owner, api_key_record_use, api_key_user_id
+from accounts.services import (
+    KEY_PREFIX,
+    api_key_hash,
+    api_key_owner,
+    api_key_record_use,
+    api_key_user_id,
+    put_back_revocation_mark,
+)
 from counters import store
 
 
@@ -130,6 +137,17 @@ def key_scope(request) -> KeyScope:
     return user.scope if isinstance(user, ApiKeyUser) else EVERYTHING
 
 
+def with_revocation_mark(user_id: int, call: Callable):
+    """``call()``, which checks an access token against the user's revocation mark in Redis; when
+    Redis has no mark of its primary's own (store.RevocationUnknown: a failover, fenced), SQL's is
+    put back first and the call made again. Nothing changed the first time."""
+    try:
+        return call()
+    except store.RevocationUnknown:
+        put_back_revocation_mark(user_id)
+        return call()
+
+
 def token_credential(request) -> store.TokenRev | None:
     """The request's access token as the store checks it (its `rev` claim, 0 if it has none),
     or None when the request did not come with an access token (an API key, a session)."""
@@ -161,7 +179,8 @@ class CheckedInStore:
         which checks ``credential``, and an API key's scope, in its own Redis call."""
         user = self.request.user
         if not isinstance(user, ApiKeyUser):  # a token or a session: the user's own rights
-            return service(owner_id=user.id, credential=token_credential(self.request), **kwargs)
+            call = lambda: service(owner_id=user.id, credential=token_credential(self.request), **kwargs)  # noqa: E731
+            return with_revocation_mark(user.id, call)
         if user.checked:
             user.scope.check(action, kwargs["name"])
             return service(owner_id=user.id, credential=None, **kwargs)
@@ -209,7 +228,7 @@ class TokenNotRevoked(BasePermission):
         if token is None:
             return True
         try:
-            store.check_not_revoked(request.user.id, token.rev)
+            with_revocation_mark(request.user.id, lambda: store.check_not_revoked(request.user.id, token.rev))
         except store.TokenRevoked:
             raise exceptions.AuthenticationFailed(self.message, self.code) from None
         return True

@@ -34,3 +34,16 @@ class ApiKey(models.Model):
     @property
     def scope(self) -> "KeyScope":
         return KeyScope.of(self.counters, self.actions, self.expires_at)
+
+
+class TokenRevocation(models.Model):
+    """When a user's access tokens were last revoked (epoch milliseconds): the durable copy of the
+    mark a counter's script checks in Redis (counters.store.keys.revocation). Redis's copy is
+    fenced where a replica can be promoted; one a primary did not write itself, or none at all,
+    is read from here. Keyed by the user's id alone: a deleted user's mark outlives them."""
+
+    user_id = models.BigIntegerField(primary_key=True)
+    mark = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: tokens issued before {self.mark} refused"

@@ -1,5 +1,6 @@
 import hashlib
 import secrets
+import time
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -10,7 +11,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import keystore
-from accounts.models import ApiKey
+from accounts.models import ApiKey, TokenRevocation
 from accounts.scopes import ACTIONS, KeyScope
 from counters import store as counter_store
 from counters.services import counter_create
@@ -177,6 +178,24 @@ def user_change_password(*, user: AbstractUser, new_password: str) -> None:
 
 
 def revoke_access_tokens(*, user_id: int) -> None:
-    """Access tokens of the user issued before this second are refused from now on."""
-    lifetime = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
-    counter_store.revoke_tokens(user_id, lifetime=lifetime)
+    """Access tokens of the user issued before this millisecond are refused from now on. The
+    mark goes to SQL in the caller's transaction, then to Redis: if Redis fails, nothing changed."""
+    mark = int(time.time() * 1000)
+    with transaction.atomic():
+        TokenRevocation.objects.update_or_create(user_id=user_id, defaults={"mark": mark})
+        counter_store.revoke_tokens(user_id, lifetime=_access_lifetime(), mark=mark)
+
+
+def revocation_mark(user_id: int) -> int:
+    """The user's mark as SQL keeps it (0 if never revoked): what a token issued now carries."""
+    return TokenRevocation.objects.filter(user_id=user_id).values_list("mark", flat=True).first() or 0
+
+
+def put_back_revocation_mark(user_id: int) -> None:
+    """Redis holds no mark of this primary's own for the user (store.RevocationUnknown): put
+    SQL's back (0 if none), so the next check is Redis's alone again."""
+    counter_store.revoke_tokens(user_id, lifetime=_access_lifetime(), mark=revocation_mark(user_id))
+
+
+def _access_lifetime() -> int:
+    return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())

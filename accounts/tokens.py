@@ -1,17 +1,18 @@
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 
-from counters import store
+from accounts import services
 
 
 class RefreshToken(tokens.RefreshToken):
     """simplejwt's refresh token, carrying the user's revocation mark as `rev`; the access
-    tokens made from it copy the claim (see counters.store.revocation_key)."""
+    tokens made from it copy the claim (see counters.store.keys.revocation). The mark is SQL's,
+    which Redis's copy may have lost (a flush, a failover)."""
 
     @classmethod
     def for_user(cls, user):
         token = super().for_user(user)
-        token["rev"] = store.revocation_mark(user.pk)
+        token["rev"] = services.revocation_mark(user.pk)
         return token
 
 

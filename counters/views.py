@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from accounts.authentication import CheckedInStore, key_scope, token_credential
+from accounts.authentication import CheckedInStore, key_scope, token_credential, with_revocation_mark
 from counters import history, services
 from counters.history import Actor
 from counters.models import NAME_PATTERN
@@ -171,7 +171,10 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
     def list(self, request):
         key_scope(request).check("read")
         page = self.paginate_queryset(self.get_queryset())
-        values = services.counter_values(page, counted_for=request.user.id, credential=token_credential(request))
+        values = with_revocation_mark(
+            request.user.id,
+            lambda: services.counter_values(page, counted_for=request.user.id, credential=token_credential(request)),
+        )
         base = counters_url(request)
         return self.get_paginated_response(
             [

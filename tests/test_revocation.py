@@ -100,3 +100,17 @@ def test_checking_costs_no_round_trip(alice, redis_round_trips, django_assert_nu
     with django_assert_num_queries(0):
         assert client.post("/api/counters/default/next").status_code == 200
     assert redis_round_trips == ["evalsha"]
+
+
+def test_the_mark_is_kept_in_sql_too_and_tokens_issued_later_carry_it(alice, redis_conn):
+    """Redis's mark is a copy: a flush takes it, SQL keeps it, and a new token carries SQL's."""
+    from accounts.models import TokenRevocation
+    from accounts.services import user_change_password
+    from accounts.tokens import RefreshToken
+
+    user_change_password(user=alice, new_password="another-long-enough-passphrase")
+    [row] = TokenRevocation.objects.filter(user_id=alice.id)
+    assert redis_conn.hget(store.keys.revocation(alice.id), "m") == str(row.mark).encode()
+    redis_conn.flushdb()
+    assert RefreshToken.for_user(alice).access_token["rev"] == row.mark
+    assert client_for(alice).post("/api/counters/default/next").status_code == 200

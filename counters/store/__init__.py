@@ -68,6 +68,11 @@ class TokenRevoked(Exception):
     """The caller's access token was issued before its user's tokens were revoked."""
 
 
+class RevocationUnknown(Exception):
+    """This primary holds no revocation mark of its own for the owner (fenced topologies only):
+    SQL's is the truth. Nothing changed; the caller puts it back and calls again."""
+
+
 class ApiKeyUnknown(Exception):
     """Redis holds no entry for the caller's API key in its owner's slot: the key is not valid
     for that owner, or Redis forgot the entry. Nothing changed; the caller checks the key in
@@ -228,6 +233,8 @@ def _change(
         raise ApiKeyUnknown()
     if code == 7:
         raise ApiKeyOutOfScope()
+    if code == 11:
+        raise RevocationUnknown()
     return reply
 
 
@@ -296,7 +303,7 @@ def get_many(
             if fenced:
                 pipe.info("replication")
             if check_mark:
-                pipe.get(keys.revocation(counted_for))
+                pipe.hmget(keys.revocation(counted_for), "m", "o")
             if rate_keys:
                 pipe.incr(rate_keys[0])
                 pipe.expire(rate_keys[0], rate_args[1])
@@ -316,7 +323,9 @@ def get_many(
     except RedisError as exc:
         raise _unavailable(exc) from exc
     if check_mark:
-        mark, replies = replies[0], replies[1:]
+        (mark, writer), replies = replies[0], replies[1:]
+        if fenced and (mark is None or writer != primary):
+            raise RevocationUnknown()
         if mark is not None and credential.rev < int(mark):
             raise TokenRevoked()
     if rate_keys:
@@ -353,21 +362,34 @@ def delete(owner_id: int, name: str) -> None:
 # Access tokens: the owner's revocation mark (keys.revocation).
 
 
-def revoke_tokens(owner_id: int, *, lifetime: int) -> None:
-    """Refuse the owner's access tokens issued until now, for as long as they could live."""
-    try:
-        connection.client().set(keys.revocation(owner_id), int(time.time() * 1000), ex=lifetime + 60)
-    except RedisError as exc:
-        raise _unavailable(exc) from exc
+def revoke_tokens(owner_id: int, *, lifetime: int, mark: int | None = None) -> int:
+    """Refuse the owner's access tokens issued before ``mark`` (epoch milliseconds, default now),
+    for as long as they could live; a higher mark in force stays. Also how a mark read from SQL
+    is put back (RevocationUnknown). Returns the mark in force."""
+    mark = int(time.time() * 1000) if mark is None else mark
+    return int(_run(scripts.REVOKE, [keys.revocation(owner_id)], [mark, lifetime + 60]))
 
 
 def revocation_mark(owner_id: int) -> int:
-    """The owner's current mark (0 if none): what a token issued now carries as `rev`."""
+    """The owner's mark in Redis (0 if none). Fenced, RevocationUnknown when this primary holds
+    none of its own: the caller reads SQL's (accounts.models.TokenRevocation) and puts it back."""
     try:
-        mark = connection.client().get(keys.revocation(owner_id))
+        mark, writer = connection.client().hmget(keys.revocation(owner_id), "m", "o")
     except RedisError as exc:
         raise _unavailable(exc) from exc
+    if connection.fenced() and (mark is None or writer != _primary_id()):
+        raise RevocationUnknown()
     return int(mark or 0)
+
+
+def _primary_id() -> bytes:
+    try:
+        info = connection.client().info("replication")
+    except RedisError as exc:
+        raise _unavailable(exc) from exc
+    if info["role"] != "master":
+        raise _unavailable(RedisError("the server the Sentinels named is a replica"))
+    return info["master_replid"].encode()
 
 
 def check_not_revoked(owner_id: int, token_rev: int) -> None:

@@ -21,9 +21,11 @@ end
 --            ours (see the fence) and not have expired; its scope (accounts/keystore.py) must
 --            allow the action ARGV[8] on the counter ARGV[9]. Its last use is set to ARGV[6]
 --            (now) when it is ARGV[7] seconds old or more;
---   a number an access token's rev; KEYS[2] is the owner's revocation mark.
+--   a number an access token's rev; KEYS[2] is the owner's revocation mark (a hash: m the mark,
+--            o the primary that wrote it). Fenced, a mark this primary did not write, or none,
+--            is unknown: SQL answers for it (accounts.models.TokenRevocation).
 -- -> false, or the reply's refusal code: 5 token revoked, 6 API key unknown here (or expired:
---    SQL answers for it), 7 outside the key's scope.
+--    SQL answers for it), 7 outside the key's scope, 11 revocation mark unknown here.
 local touched = 0
 local function refused()
   if ARGV[5] == '' then return false end
@@ -40,8 +42,9 @@ local function refused()
     end
     return false
   end
-  local mark = redis.call('GET', KEYS[2])
-  if mark ~= false and tonumber(ARGV[5]) < tonumber(mark) then return 5 end
+  local mark = redis.call('HMGET', KEYS[2], 'm', 'o')
+  if FENCED and not (mark[1] and ours(mark[2])) then return 11 end
+  if mark[1] and tonumber(ARGV[5]) < tonumber(mark[1]) then return 5 end
   return false
 end
 local function over_rate()  -- KEYS[3], when ARGV[3] is a limit: the owner's rate window

@@ -2,7 +2,7 @@
 -- -> {0, ME} missing (or not ours) | {1, value, created, touched} | {2} overflow |
 --    {3, value, ME} limit reached | {4} over the rate | {5} token revoked | {6} API key unknown |
 --    {7} outside the key's scope | {8} Idempotency-Key reused | {9, value, created} replayed |
---    {10} Idempotency-Key in progress
+--    {10} Idempotency-Key in progress | {11} revocation mark unknown here
 local refusal = gate() or remembered()
 if refusal then return refusal end
 local state = redis.call('HMGET', KEYS[1], 'v', 'l', 'c', 'o')
