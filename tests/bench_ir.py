@@ -24,6 +24,7 @@ after the other (`git checkout` in one worktree), and take a difference under 1%
 """
 
 import argparse
+import gc
 import io
 import os
 import subprocess
@@ -74,6 +75,9 @@ def child(handler_name: str, n: int, scenario: str) -> None:
 
     for _ in range(20):  # first-request work (imports, caches) stays out of the difference
         request()
+    # As gunicorn.conf.py's post_worker_init does: a full collection would otherwise walk all of
+    # Django once in some runs and not in others, about 45 million instructions (BENCHMARKS.md).
+    gc.freeze()
     for _ in range(n):
         request()
 
