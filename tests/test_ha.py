@@ -40,6 +40,18 @@ def assert_no_duplicates(load: Load) -> None:
     assert repeated == {}, f"{count} values of {len(load.taken)} handed out twice or more"
 
 
+def kill_the_primary_under(load: Load, setup: Replicated) -> tuple[float, float]:
+    """A second of load, `kill -9` of the primary, the Sentinels' promotion of the replica, a
+    second more: (when it was killed, when the replica was promoted)."""
+    load.run_for(1, at_least=300)
+    killed = time.monotonic()
+    setup.primary.kill()
+    setup.wait_for_promotion(setup.replica)
+    promoted = time.monotonic()
+    load.run_for(1, at_least=300)
+    return killed, promoted
+
+
 def assert_after_above_before(load: Load, before: float, after: float) -> None:
     """Every value acknowledged after ``after`` is above every value acknowledged before ``before``."""
     for name in NAMES:
@@ -53,12 +65,7 @@ def test_the_primary_killed_is_503_json_until_a_replica_is_promoted_and_no_value
     with Replicated(tmp_path / "redis") as setup, Apps(tmp_path / "app", setup.addresses).serve() as port:
         token = user_with_counters(port, NAMES)
         with Load([port], token, NAMES) as load:
-            load.run_for(1, at_least=300)
-            killed = time.monotonic()
-            setup.primary.kill()
-            setup.wait_for_promotion(setup.replica)
-            promoted = time.monotonic()
-            load.run_for(1, at_least=300)
+            killed, promoted = kill_the_primary_under(load, setup)
         assert_no_duplicates(load)
         assert set(load.statuses) <= {200, 503}, load.statuses
         assert load.statuses[503] > 0, (load.statuses, promoted - killed)  # while there was no primary
@@ -121,12 +128,7 @@ def test_two_app_servers_on_one_database_through_a_failover(tmp_path):
         with apps.serve() as one, apps.serve() as two:
             token = user_with_counters(one, NAMES)
             with Load([one, two], token, NAMES, threads=8) as load:
-                load.run_for(1, at_least=300)
-                killed = time.monotonic()
-                setup.primary.kill()
-                setup.wait_for_promotion(setup.replica)
-                promoted = time.monotonic()
-                load.run_for(1, at_least=300)
+                killed, promoted = kill_the_primary_under(load, setup)
         assert {t.port for t in load.taken} == {one, two}
         assert_no_duplicates(load)
         assert set(load.statuses) <= {200, 503}, load.statuses
