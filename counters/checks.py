@@ -49,6 +49,13 @@ def describe_counter_redis() -> str | None:
     if report.topology == "single":
         address = report.primary.address
         return f"Counters on a single Redis server at {address}, not fenced (README, 'Redis in production')."
+    if report.topology == "cluster":
+        shards = "; ".join(
+            f"{s.primary.address} ({s.slots} slots, replicas {', '.join(r.address for r in s.replicas) or 'none'})"
+            for s in report.shards
+        )
+        count = len(report.shards)
+        return f"Counters on a Redis Cluster of {count} shards: {shards}; fenced by each primary's replication id."
     replicas = ", ".join(r.address for r in report.replicas) or "none"
     return (
         f"Counters on Sentinel master {report.master_name!r}: primary {report.primary.address}, replicas {replicas}; "
@@ -63,14 +70,35 @@ def check_counter_redis() -> list[Warning]:
         return [
             Warning(
                 f"Could not check the counters' Redis configuration: {exc}",
-                hint="Make sure REDIS_URL (or REDIS_SENTINELS) names servers that answer CONFIG GET and INFO.",
+                hint="Make sure REDIS_URL (or REDIS_SENTINELS, REDIS_CLUSTER_NODES) names servers that answer "
+                "CONFIG GET and INFO.",
                 id="counters.W001",
             )
         ]
-    config = report.primary.config
+    warnings = []
+    for shard in report.shards:
+        # On a Cluster each primary is named: their settings may differ.
+        where = f"{shard.primary.address}: " if report.topology == "cluster" else ""
+        warnings += [Warning(where + w.msg, hint=w.hint, id=w.id) for w in _persistence_warnings(shard.primary.config)]
+    # ~rate windows (COUNTER_RATE_LIMIT) expire on purpose; ~ is never part of a counter's name.
+    expiring = [key for key, ttl in report.counter_ttls if ttl != -1 and ":~" not in key]
+    if expiring:
+        warnings.append(
+            Warning(
+                f"{len(expiring)} counter key(s) in Redis expire, e.g. {expiring[0]}.",
+                hint="Counter keys must not have a TTL; remove it with PERSIST.",
+                id="counters.W006",
+            )
+        )
+    if report.topology != "single":
+        for shard in report.shards:
+            warnings += _failover_warnings(report, shard)
+    return warnings
+
+
+def _persistence_warnings(config: dict[str, str]) -> list[Warning]:
     appendonly, appendfsync, save = config.get("appendonly", ""), config.get("appendfsync", ""), config.get("save", "")
     policy = config.get("maxmemory-policy", "")
-
     warnings = []
     if appendonly == "yes" and appendfsync != "always":
         warnings.append(
@@ -107,25 +135,13 @@ def check_counter_redis() -> list[Warning]:
                 id="counters.W005",
             )
         )
-    # ~rate windows (COUNTER_RATE_LIMIT) expire on purpose; ~ is never part of a counter's name.
-    expiring = [key for key, ttl in report.counter_ttls if ttl != -1 and ":~" not in key]
-    if expiring:
-        warnings.append(
-            Warning(
-                f"{len(expiring)} counter key(s) in Redis expire, e.g. {expiring[0]}.",
-                hint="Counter keys must not have a TTL; remove it with PERSIST.",
-                id="counters.W006",
-            )
-        )
-    if report.topology != "single":
-        warnings += _failover_warnings(report)
     return warnings
 
 
-def _failover_warnings(report: store.Report) -> list[Warning]:
+def _failover_warnings(report: store.Report, shard: store.Shard) -> list[Warning]:
     """What weakens the guarantees where a replica can be promoted (README, 'Redis in production')."""
     warnings = []
-    writable = [r.address for r in report.replicas if r.config.get("replica-read-only") == "no"]
+    writable = [r.address for r in shard.replicas if r.config.get("replica-read-only") == "no"]
     if writable:
         warnings.append(
             Warning(
@@ -135,17 +151,26 @@ def _failover_warnings(report: store.Report) -> list[Warning]:
                 id="counters.W007",
             )
         )
-    if report.primary.config.get("min-replicas-to-write", "0") == "0":
+    if shard.primary.config.get("min-replicas-to-write", "0") == "0":
+        where = f"primary {shard.primary.address}" if report.topology == "cluster" else "the primary"
         warnings.append(
             Warning(
-                "min-replicas-to-write is 0 on the primary: cut off from its replicas (a split brain), it "
+                f"min-replicas-to-write is 0 on {where}: cut off from its replicas (a split brain), it "
                 "goes on acknowledging sets that the promoted replica never sees. No value is handed out "
                 "twice (the fence), but those sets are lost.",
                 hint="Set min-replicas-to-write 1 and min-replicas-max-lag 10 on every server.",
                 id="counters.W008",
             )
         )
-    if not report.replicas:
+    if not shard.replicas and report.topology == "cluster":
+        warnings.append(
+            Warning(
+                f"Cluster primary {shard.primary.address} has no replicas: there is nothing to fail over to.",
+                hint="Add a replica (valkey-cli --cluster add-node <new> <any> --cluster-slave).",
+                id="counters.W009",
+            )
+        )
+    elif not shard.replicas:
         warnings.append(
             Warning(
                 f"Sentinel master {report.master_name!r} has no replicas: there is nothing to fail over to.",

@@ -8,8 +8,8 @@
   AOF would hand out every value twice, so a second `make run` on the same folder refuses to
   start, and a Redis left running by a launcher that was killed with -9 is found and stopped
   before a new one starts (see `DataDir`).
-* Without REDIS_URL or REDIS_SENTINELS, a private Redis-compatible server (incrementific/redis_server.py) runs
-  with AOF `appendfsync always` and stops when this does.
+* Without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES, a private Redis-compatible server
+  (incrementific/redis_server.py) runs with AOF `appendfsync always` and stops when this does.
 * Settings are read first (a bad value is one line, before anything starts); then migrations and
   collectstatic; then gunicorn with gunicorn.conf.py.
 """
@@ -175,7 +175,7 @@ def main() -> int:
         return 1
 
     redis_server = None
-    if not env.get("REDIS_URL") and not env.get("REDIS_SENTINELS", "").strip():
+    if not any(env.get(name, "").strip() for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES")):
         redis_server = RedisServer(
             data.redis_dir, appendfsync=appendfsync, new_session=True, inherit_fds=(data.lock_fd,)
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
 
 from incrementific.env import SettingError, envaddresses, envbool, envchoice, envint, envlist, envorigins
@@ -152,6 +153,13 @@ REDIS_TIMEOUT_SECONDS = envint("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
 REDIS_SENTINELS = envaddresses("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster"
 REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD") or None
+# Redis Cluster: seed nodes; the counters spread over its shards by the owner's hash tag, and
+# REDIS_URL gives only the data user and password (a cluster has database 0 alone).
+REDIS_CLUSTER_NODES = envaddresses("REDIS_CLUSTER_NODES")
+if REDIS_CLUSTER_NODES and REDIS_SENTINELS:
+    raise SettingError("REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: one topology at a time, unset one")
+if REDIS_CLUSTER_NODES and parse_url(REDIS_URL).get("db", 0) != 0:
+    raise SettingError(f"REDIS_URL names database {parse_url(REDIS_URL)['db']}: a Redis Cluster has database 0 only")
 CACHES = {
     # The ordinary cache stays out of Redis for now: django-redis's cache.clear() runs FLUSHDB,
     # which must never be able to reach the counters.

@@ -8,9 +8,10 @@ import time
 
 import pytest
 from django.db import connection
+from rest_framework.test import APIClient
 
 from counters import services, store
-from incrementific.redis_server import RedisServer
+from incrementific.redis_server import RedisServer, free_port
 from tests.conftest import bearer
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -83,6 +84,9 @@ def run_fault(user, fault, warmup=300, cooldown=300):
     before = [v for t, v in hammer.values if t < before_fault]
     after = [v for t, v in hammer.values if t > after_fault]
     return hammer, before, after
+
+
+UNAVAILABLE = {"detail": "Counter storage is unavailable, try again.", "code": "counter_store_unavailable"}
 
 
 def test_kill_9_and_restart_from_the_aof_loses_and_repeats_nothing(make_user, private_redis, caplog):
@@ -225,6 +229,7 @@ def test_a_call_interrupted_while_it_waits_leaves_no_reply_for_the_next_call(pri
     assert store.get(1, "a").value in (1, 2)  # the interrupted call ran or not; nobody was told
 
 
+@pytest.mark.single_server  # the store's own fast path (a Cluster's calls go through redis-py's)
 def test_a_call_interrupted_before_it_reads_leaves_no_reply_for_the_next_call(redis_conn, monkeypatch):
     # The same, with the interruption after the script is sent and before its reply is read.
     store.create(1, "a", value=0, limit=10**6, created="x")
@@ -237,3 +242,20 @@ def test_a_call_interrupted_before_it_reads_leaves_no_reply_for_the_next_call(re
     monkeypatch.undo()
     assert store.next_value(1, "b", 1) == store.State(101, "x")
     assert store.get(1, "a").value == 2  # sent and run, but its answer reached nobody
+
+
+def test_a_cluster_none_of_whose_seeds_answers_is_a_503_and_changes_nothing(alice, alice_client, settings):
+    # RedisCluster raises its own errors, which are no RedisError, when it cannot learn the slots.
+    topology = settings.REDIS_CLUSTER_NODES  # the session's cluster under `make test-cluster`
+    settings.REDIS_CLUSTER_NODES = [("127.0.0.1", free_port()), ("127.0.0.1", free_port())]
+    for method, path in [
+        ("post", "/api/counters/default/next"),
+        ("get", "/api/counters"),
+        ("get", "/api/counters/default"),
+    ]:
+        r = getattr(alice_client, method)(path)
+        assert (r.status_code, r.json()) == (503, UNAVAILABLE), path
+    r = APIClient().post("/api/auth/token", {"username": "alice", "password": "a-long-enough-passphrase"})
+    assert (r.status_code, r.json()) == (503, UNAVAILABLE)  # the login throttle's window is in Redis too
+    settings.REDIS_CLUSTER_NODES = topology
+    assert alice_client.get("/api/counters/default").json()["value"] == 0

@@ -99,12 +99,29 @@ BOOLEAN = "is not a boolean: use 1, true, yes or on for yes, 0, false, no or off
             "10.0.0.5:99999",
             "REDIS_SENTINELS: '10.0.0.5:99999' is not host:port (write 10.0.0.5:26379, or [::1]:26379)",
         ),
+        (
+            "REDIS_CLUSTER_NODES",
+            "10.0.0.5:7000,10.0.0.6",
+            "REDIS_CLUSTER_NODES: '10.0.0.6' is not host:port (write 10.0.0.5:26379, or [::1]:26379)",
+        ),
         ("METRICS_FLUSH_SECONDS", "0", "METRICS_FLUSH_SECONDS='0' is too small: it must be at least 1"),
         ("HISTORY_MOVE_SECONDS", "soon", "HISTORY_MOVE_SECONDS='soon' is not a whole number"),
     ],
 )
 def test_a_setting_nobody_can_read_is_one_line_at_start(name, value, message):
     r = manage("check", **KEYS, **{"DEBUG": "on" if name.startswith("SECURE_HSTS") else "off", name: value})
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"manage.py: {message}\n")
+
+
+def test_two_redis_topologies_at_once_is_one_line_at_start():
+    r = manage("check", **KEYS, REDIS_CLUSTER_NODES="10.0.0.5:7000", REDIS_SENTINELS="10.0.0.5:26379")
+    message = "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: one topology at a time, unset one"
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"manage.py: {message}\n")
+
+
+def test_a_cluster_has_database_0_only():
+    r = manage("check", **KEYS, REDIS_CLUSTER_NODES="10.0.0.5:7000", REDIS_URL="redis://:pw@ignored:6379/3")
+    message = "REDIS_URL names database 3: a Redis Cluster has database 0 only"
     assert (r.returncode, r.stdout, r.stderr) == (2, "", f"manage.py: {message}\n")
 
 

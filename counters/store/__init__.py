@@ -20,6 +20,7 @@ values: HINCRBY adds exactly in 64 bits (and refuses to overflow), and compariso
 on the decimal strings.
 """
 
+import contextlib
 import logging
 import secrets
 import time
@@ -28,7 +29,7 @@ from typing import NamedTuple
 
 import redis
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import AskError, ClusterDownError, RedisClusterException, RedisError, TryAgainError
 
 from counters.store import connection, keys, scripts
 from incrementific import metrics, rates
@@ -148,7 +149,12 @@ Credential = TokenRev | KeyEntry | None
 KEY_TOUCH_SECONDS = 60
 
 
-def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
+# What redis-py raises when Redis cannot be reached or refuses. RedisCluster's own errors are no
+# RedisError: a cluster none of whose seeds answers, a slot that no node serves.
+REDIS_ERRORS = (RedisError, RedisClusterException)
+
+
+def _unavailable(exc: Exception) -> CounterStoreUnavailable:
     metrics.error("redis", type(exc).__name__)
     # Sentinel's MasterNotFoundError ends with the repr of every Sentinel client: a screenful.
     message = str(exc).split(" : <redis.", 1)[0]
@@ -159,7 +165,7 @@ def _unavailable(exc: RedisError) -> CounterStoreUnavailable:
 def _run(script: scripts.Script, keys_: list[str], args: list) -> object:
     try:
         return script(keys_, args)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -287,54 +293,119 @@ def get(owner_id: int, name: str, *, counted: bool = True, credential: Credentia
 def get_many(
     owner_id_names: list[tuple[int, str]], *, counted_for: int | None = None, credential: TokenRev | None = None
 ) -> list[State | None]:
-    """The states of many counters in one round trip (a pipeline of HMGETs); None where this
-    primary holds no state of its own. ``counted_for``: the owner whose rate, and, with
-    ``credential``, whose revocation mark this read checks (the admin checks none)."""
+    """The states of many counters, in one round trip to each primary that holds some (a
+    pipeline of HMGETs: one on a single server or Sentinel, one per shard involved on a
+    Cluster); None where a primary holds no state of its own. ``counted_for``: the owner whose
+    rate, and, with ``credential``, whose revocation mark this read checks (the admin checks none)."""
     if not owner_id_names and counted_for is None:
         return []
     if isinstance(credential, KeyEntry):
         raise TypeError("an API key is checked before a read of many counters")
     rate_keys, rate_args, retry_after = _rate(counted_for, True) if counted_for is not None else ([], [], 0)
     check_mark = counted_for is not None and credential is not None
-    fenced = connection.fenced()
-    try:
-        for attempt in (1, 2):
-            pipe = connection.client().pipeline(transaction=False)
-            if fenced:
-                pipe.info("replication")
-            if check_mark:
-                pipe.hmget(keys.revocation(counted_for), "m", "o")
-            if rate_keys:
-                pipe.incr(rate_keys[0])
-                pipe.expire(rate_keys[0], rate_args[1])
-            for owner_id, name in owner_id_names:
-                pipe.hmget(keys.counter(owner_id, name), "v", "c", "o")
-            replies = pipe.execute()
-            primary = ""
-            if fenced:
-                info, replies = replies[0], replies[1:]
-                if info["role"] != "master":  # demoted: look the primary up again, once
-                    connection.client().connection_pool.disconnect()
-                    if attempt == 1:
-                        continue
-                    raise RedisError("the server the Sentinels named is a replica")
-                primary = info["master_replid"].encode()
-            break
-    except RedisError as exc:
-        raise _unavailable(exc) from exc
+    reads: list[tuple] = []  # (command, key, *args), each answered with (its primary, its reply)
     if check_mark:
-        (mark, writer), replies = replies[0], replies[1:]
+        reads.append(("HMGET", keys.revocation(counted_for), "m", "o"))
+    if rate_keys:
+        reads.append(("INCR", rate_keys[0]))
+        reads.append(("EXPIRE", rate_keys[0], rate_args[1]))
+    reads += [("HMGET", keys.counter(owner_id, name), "v", "c", "o") for owner_id, name in owner_id_names]
+    try:
+        replies = _read_on_primaries(reads)
+    except REDIS_ERRORS as exc:
+        raise _unavailable(exc) from exc
+    fenced = connection.fenced()
+    if check_mark:
+        (primary, (mark, writer)), replies = replies[0], replies[1:]
         if fenced and (mark is None or writer != primary):
             raise RevocationUnknown()
         if mark is not None and credential.rev < int(mark):
             raise TokenRevoked()
     if rate_keys:
-        used, _ = replies[:2]
-        replies = replies[2:]
+        (_, used), replies = replies[0], replies[2:]
         if used > rate_args[0]:
             metrics.throttled("counter_rate")
             raise RateLimited(retry_after)
-    return [None if v is None or (fenced and o != primary) else State(int(v), c.decode()) for v, c, o in replies]
+    return [
+        None if v is None or (fenced and o != primary) else State(int(v), c.decode()) for primary, (v, c, o) in replies
+    ]
+
+
+# A read of many keys on a Cluster in the middle of a reshard or a failover: tries, and the pause
+# before each try after the first (the slots are read again in between).
+_READ_TRIES = 5
+_READ_PAUSE_SECONDS = 0.05
+
+
+def _read_on_primaries(reads: list[tuple]) -> list[tuple[bytes, object]]:
+    """Run these commands on the primaries that hold their keys, one pipeline per primary, each
+    led by INFO where fenced; returns (the primary's id, or b'' unfenced; the reply) for each, in
+    order. A command whose primary moved or failed (MOVED, ASK, a replica, a lost connection)
+    is sent again where the slots say now; the others are not (INCR counts once). A primary that
+    does not answer in time fails the whole read."""
+    fenced = connection.fenced()
+    cluster = connection.topology() == "cluster"
+    client = connection.client()
+    answers: dict[int, tuple[bytes, object]] = {}
+    pending = list(range(len(reads)))
+    for attempt in range(_READ_TRIES):
+        if attempt:
+            time.sleep(_READ_PAUSE_SECONDS * attempt)
+            if cluster:
+                client.nodes_manager.initialize()
+            else:  # a demoted primary (Sentinel): look the primary up again
+                client.connection_pool.disconnect()
+        groups: dict[str, tuple[object, list[int]]] = {}
+        for index in pending:
+            if cluster:
+                node = client.nodes_manager.get_node_from_slot(client.keyslot(reads[index][1]))
+                server = client.get_redis_connection(node)
+                groups.setdefault(node.name, (server, []))[1].append(index)
+            else:
+                groups.setdefault("", (client, []))[1].append(index)
+        failed: list[int] = []
+        for server, indices in groups.values():
+            pipe = server.pipeline(transaction=False)
+            if fenced:
+                pipe.info("replication")
+            for index in indices:
+                pipe.execute_command(*reads[index])
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except redis.TimeoutError:
+                # A node that does not answer in time is not asked again: the page is a 503
+                # within REDIS_TIMEOUT_SECONDS (on a Cluster the slot map is read again first).
+                if cluster:
+                    with contextlib.suppress(*REDIS_ERRORS):
+                        client.nodes_manager.initialize()
+                raise
+            except redis.ConnectionError:
+                failed += indices
+                continue
+            primary = b""
+            if fenced:
+                info, replies = replies[0], replies[1:]
+                if isinstance(info, Exception) or info["role"] != "master":
+                    failed += indices
+                    continue
+                primary = info["master_replid"].encode()
+            for index, reply in zip(indices, replies, strict=True):
+                if _redirected(reply):
+                    failed.append(index)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    answers[index] = (primary, reply)
+        if not failed:
+            return [answers[index] for index in range(len(reads))]
+        pending = sorted(failed)
+    raise RedisError(f"{len(pending)} of {len(reads)} keys found no primary after {_READ_TRIES} tries")
+
+
+def _redirected(reply: redis.ResponseError) -> bool:
+    """MOVED, ASK (MovedError is one), TRYAGAIN, CLUSTERDOWN: the key's slot is served elsewhere,
+    or not yet."""
+    return isinstance(reply, AskError | TryAgainError | ClusterDownError)
 
 
 def create(owner_id: int, name: str, *, value: int, limit: int, created: str) -> str:
@@ -355,7 +426,7 @@ def restore(owner_id: int, name: str, *, value: int, created: str, primary: str)
 def delete(owner_id: int, name: str) -> None:
     try:
         connection.client().delete(keys.counter(owner_id, name))
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -371,25 +442,13 @@ def revoke_tokens(owner_id: int, *, lifetime: int, mark: int | None = None) -> i
 
 
 def revocation_mark(owner_id: int) -> int:
-    """The owner's mark in Redis (0 if none). Fenced, RevocationUnknown when this primary holds
-    none of its own: the caller reads SQL's (accounts.models.TokenRevocation) and puts it back."""
-    try:
-        mark, writer = connection.client().hmget(keys.revocation(owner_id), "m", "o")
-    except RedisError as exc:
-        raise _unavailable(exc) from exc
-    if connection.fenced() and (mark is None or writer != _primary_id()):
+    """The owner's mark in Redis (0 if none), in one round trip. Fenced, RevocationUnknown when
+    this primary holds none of its own: the caller reads SQL's (accounts.models.TokenRevocation)
+    and puts it back."""
+    reply = _run(scripts.MARK, [keys.revocation(owner_id)], [])
+    if reply[0] == 0:
         raise RevocationUnknown()
-    return int(mark or 0)
-
-
-def _primary_id() -> bytes:
-    try:
-        info = connection.client().info("replication")
-    except RedisError as exc:
-        raise _unavailable(exc) from exc
-    if info["role"] != "master":
-        raise _unavailable(RedisError("the server the Sentinels named is a replica"))
-    return info["master_replid"].encode()
+    return int(reply[1] or 0)
 
 
 def check_not_revoked(owner_id: int, token_rev: int) -> None:
@@ -428,7 +487,7 @@ def api_key_forget(keys_: list[tuple[str, int]]) -> None:
             pipe.delete(keys.api_key_entry(None, hashed))
             pipe.delete(keys.api_key_entry(owner_id, hashed))
         pipe.execute()
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -443,7 +502,7 @@ def rate_window_add(scope: str, ident: str, window: int, *, seconds: int) -> int
         pipe.incr(key)
         pipe.expire(key, seconds)
         used, _ = pipe.execute()
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
     return used
 
@@ -452,7 +511,7 @@ def rate_window_count(scope: str, ident: str, window: int) -> int:
     """A window's count, counting nothing."""
     try:
         return int(connection.client().get(keys.account_rate(scope, ident, window)) or 0)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -463,7 +522,7 @@ def changes_pending(owner_id: int, count: int = 500) -> list[tuple[str, dict[str
     """The oldest ``count`` changes of the owner not moved to SQL yet: (entry id, fields)."""
     try:
         entries = connection.client().xrange(keys.changes(owner_id), count=count)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
     return [(eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in entries]
 
@@ -474,7 +533,7 @@ def changes_moved(owner_id: int, entry_ids: list[str]) -> None:
         return
     try:
         connection.client().xdel(keys.changes(owner_id), *entry_ids)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -483,7 +542,7 @@ def owners_with_changes() -> list[int]:
     try:
         found = connection.client().scan_iter(match="ctr:*:~changes", count=1000)
         return sorted({keys.owner_of_changes(key.decode()) for key in found})
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -514,9 +573,15 @@ def release(owner_id: int, idempotent: Idempotent) -> None:
 
 
 def ping() -> None:
+    """Raises CounterStoreUnavailable unless the primary answers (on a Cluster: every primary,
+    so that /readyz says so while one shard has none)."""
     try:
-        connection.client().ping()
-    except RedisError as exc:
+        client = connection.client()
+        if connection.topology() == "cluster":
+            client.ping(target_nodes=client.PRIMARIES)
+        else:
+            client.ping()
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
 
 
@@ -530,16 +595,32 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """A primary and its replicas: the whole store, but on a Cluster, where it is one of several."""
+
+    primary: Server
+    replicas: list[Server]
+    slots: int = 16384  # how many of the Cluster's slots it serves
+
+
+@dataclass(frozen=True)
 class Report:
     """What manage.py check reports (counters/checks.py): the topology, and the servers in it."""
 
-    topology: str  # single | sentinel
-    primary: Server
-    replicas: list[Server]
-    sentinels: int  # how many of REDIS_SENTINELS answered (0 on a single server)
+    topology: str  # single | sentinel | cluster
+    shards: list[Shard]  # one but on a Cluster
+    sentinels: int  # how many of REDIS_SENTINELS answered (0 elsewhere)
     sentinels_named: int  # how many REDIS_SENTINELS names
     master_name: str
     counter_ttls: list[tuple[str, int]]  # a sample of counter keys and their TTLs (-1: none)
+
+    @property
+    def primary(self) -> Server:
+        return self.shards[0].primary
+
+    @property
+    def replicas(self) -> list[Server]:
+        return self.shards[0].replicas
 
 
 _CONFIG = ("appendonly", "appendfsync", "save", "maxmemory-policy", "min-replicas-to-write", "replica-read-only")
@@ -554,7 +635,7 @@ def _describe(client, address: str) -> Server:
 
 def inspect(ttl_sample: int) -> Report:
     """The servers behind the counters, their settings and a sample of counter TTLs. Raises
-    CounterStoreUnavailable if the primary (or, under Sentinel, every Sentinel) cannot be asked."""
+    CounterStoreUnavailable if a primary (or, under Sentinel, every Sentinel) cannot be asked."""
     try:
         client = connection.client()
         sample = [key for key, _ in zip(client.scan_iter(match="ctr:*", count=500), range(ttl_sample), strict=False)]
@@ -565,7 +646,9 @@ def inspect(ttl_sample: int) -> Report:
         if connection.topology() == "single":
             kwargs = client.connection_pool.connection_kwargs
             address = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-            return Report("single", _describe(client, address), [], 0, 0, "", ttls)
+            return Report("single", [Shard(_describe(client, address), [])], 0, 0, "", ttls)
+        if connection.topology() == "cluster":
+            return Report("cluster", _cluster_shards(client), 0, 0, "", ttls)
         sentinel = connection.sentinel()
         name = settings.REDIS_SENTINEL_MASTER
         host, port = sentinel.discover_master(name)
@@ -574,7 +657,7 @@ def inspect(ttl_sample: int) -> Report:
             try:
                 each.ping()
                 answering += 1
-            except RedisError:
+            except REDIS_ERRORS:
                 pass
         options = connection.data_options()
         replicas = []
@@ -582,6 +665,31 @@ def inspect(ttl_sample: int) -> Report:
             with redis.Redis(replica_host, replica_port, socket_timeout=settings.REDIS_TIMEOUT_SECONDS, **options) as r:
                 replicas.append(_describe(r, f"{replica_host}:{replica_port}"))
         primary = _describe(client, f"{host}:{port}")
-        return Report("sentinel", primary, replicas, answering, len(sentinel.sentinels), name, ttls)
-    except RedisError as exc:
+        return Report("sentinel", [Shard(primary, replicas)], answering, len(sentinel.sentinels), name, ttls)
+    except REDIS_ERRORS as exc:
         raise _unavailable(exc) from exc
+
+
+def _cluster_shards(client) -> list[Shard]:
+    """Every primary that serves slots, with its replicas, as CLUSTER NODES tells."""
+    nodes = client.execute_command("CLUSTER NODES", target_nodes=client.get_random_node())
+    by_id = {node["node_id"]: address.split("@")[0] for address, node in nodes.items()}
+    shards = []
+    for _, node in sorted(nodes.items()):
+        flags = node["flags"].split(",")
+        if "master" not in flags or not node["slots"] or "fail" in flags:
+            continue
+        replicas = [
+            a.split("@")[0] for a, n in nodes.items() if n["master_id"] == node["node_id"] and "fail" not in n["flags"]
+        ]
+        slots = sum(int(r[-1]) - int(r[0]) + 1 for r in node["slots"])  # a lone slot is [n]
+        shards.append(Shard(_describe_node(by_id[node["node_id"]]), [_describe_node(r) for r in replicas], slots))
+    return shards
+
+
+def _describe_node(address: str) -> Server:
+    host, _, port = address.rpartition(":")
+    options = connection.data_options()
+    options.pop("db", None)
+    with redis.Redis(host, int(port), socket_timeout=settings.REDIS_TIMEOUT_SECONDS, **options) as r:
+        return _describe(r, address)

@@ -7,11 +7,16 @@
   READONLY reply (the server was demoted) closes the connection and raises a connection error,
   which the connection's Retry answers by connecting again, to the primary the Sentinels name now.
   Every verb goes to the primary: a replica's read could show a value below one handed out.
+* Cluster (REDIS_CLUSTER_NODES): redis-py's own ``RedisCluster``, seeded with those nodes. Every
+  script's keys share the owner's hash tag (keys.py), so each runs on one slot's primary; the
+  client follows MOVED and ASK (a reshard, a failover) and reads the slots again after a
+  connection error. Reads go to primaries only, as above.
 
 Where the topology can fail over, the scripts are fenced (:func:`fenced`; lua/fence.lua).
 """
 
 import collections
+import contextlib
 import functools
 import os
 from typing import NamedTuple
@@ -21,8 +26,19 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
-from redis.exceptions import ResponseError
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -30,7 +46,9 @@ ALIAS = "counters"
 
 
 def topology() -> str:
-    """``single`` or ``sentinel``, as the settings name it."""
+    """``single``, ``sentinel`` or ``cluster``, as the settings name it (one at most: settings.py)."""
+    if settings.REDIS_CLUSTER_NODES:
+        return "cluster"
     return "sentinel" if settings.REDIS_SENTINELS else "single"
 
 
@@ -47,6 +65,8 @@ def client():
     # every call (1.3% of a `next`). It is thread-safe, and its pool reconnects by itself.
     if topology() == "single":
         return get_redis_connection(ALIAS)
+    if topology() == "cluster":
+        return _cluster()
     return _sentinel().master_for(
         settings.REDIS_SENTINEL_MASTER,
         **data_options(),
@@ -54,6 +74,23 @@ def client():
         socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
         # As settings.CACHES: one immediate retry, which here also finds a new primary.
         retry=Retry(NoBackoff(), 1),
+    )
+
+
+def _cluster() -> RedisCluster:
+    options = data_options()
+    options.pop("db", None)  # database 0, the only one (settings.py refuses another)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in settings.REDIS_CLUSTER_NODES],
+        **options,
+        socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        # After a connection error the client reads the slots again (from a node that answers)
+        # and tries once more: after a failover, the promoted replica answers that retry. A
+        # slot whose primary is down is a 503 after that one retry, not a wait.
+        retry=Retry(NoBackoff(), 1),
+        # While one shard has no primary, the others serve.
+        require_full_coverage=False,
     )
 
 
@@ -79,14 +116,24 @@ def sentinel() -> Sentinel:
 
 
 def data_options() -> dict:
-    """What REDIS_URL still says under Sentinel: the database, the data user and password."""
+    """What REDIS_URL still says under Sentinel or Cluster: the database, the data user and password."""
     url = parse_url(settings.REDIS_URL)
     return {name: url[name] for name in ("db", "username", "password") if url.get(name) is not None}
 
 
+_TOPOLOGY_SETTINGS = (
+    "CACHES",
+    "REDIS_URL",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_SENTINEL_PASSWORD",
+    "REDIS_CLUSTER_NODES",
+)
+
+
 @receiver(setting_changed)
 def _forget_client(setting, **kwargs):
-    if setting in ("CACHES", "REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD"):
+    if setting in _TOPOLOGY_SETTINGS:
         client.cache_clear()  # tests point the store at another server
         _sentinel.cache_clear()
 
@@ -116,7 +163,10 @@ def command(*args) -> object:
     finds a replica (READONLY) reconnects (tests/test_ha.py). An error reply raises as it does
     there (NoScriptError, ResponseError)."""
     idle = _idle
-    pool = client().connection_pool
+    try:
+        pool = client().connection_pool
+    except AttributeError:  # a RedisCluster
+        return _cluster_command(args)
     if idle.pool is not pool:  # the first call, or tests pointed the store at another server
         idle = _use_pool(pool)
     try:
@@ -133,7 +183,50 @@ def _use_pool(pool) -> _Idle:
     """Start over with no idle connections, for ``pool``'s server (None: whichever is next)."""
     global _idle
     _idle = _Idle(pool, collections.deque())
+    _node_idle.clear()
     return _idle
+
+
+# A Cluster's: each node's pool (redis-py's own, per node), and its connections no call holds.
+_node_idle: dict[object, collections.deque] = {}
+
+
+def _cluster_command(args: tuple) -> object:
+    """A script on a Cluster, sent as command() sends it, to the primary that the client's slot
+    map names for its first key. Anything else, and whatever the map no longer gets right (MOVED,
+    ASK, TRYAGAIN, CLUSTERDOWN, a node that refuses or closed the connection), goes to the
+    client's ``execute_command()``, which follows the redirect, reads the map again and retries:
+    so the steady call costs what it costs on one server (BENCHMARKS.md), and a reshard or a
+    failover what redis-py's own handling costs. A node that does not answer in time is not
+    asked again (below): the call may have run, and a retry would only wait once more."""
+    cluster = client()
+    try:
+        if args[0] not in ("EVALSHA", "EVAL") or args[2] == 0:
+            raise LookupError(args[0])
+        primary = cluster.nodes_manager.slots_cache[key_slot(args[3].encode())][0]
+        pool = primary.redis_connection.connection_pool
+    except (LookupError, AttributeError):  # not a script, a slot not mapped yet, a node not met yet
+        return cluster.execute_command(*args)
+    idle = _node_idle.get(pool)
+    if idle is None:
+        idle = _node_idle.setdefault(pool, collections.deque())
+    try:
+        conn = idle.pop()
+    except IndexError:
+        conn = pool.connection_class(**pool.connection_kwargs)
+    try:
+        return _send_and_read(conn, args)
+    except (AskError, TryAgainError, ClusterDownError, RedisConnectionError):
+        pass  # MovedError is an AskError; the connection is in step, or closed (_send_and_read)
+    except RedisTimeoutError:
+        # The node does not answer (a hung primary, a partition): this call fails (a 503) within
+        # REDIS_TIMEOUT_SECONDS, and the map is read again, that node asked last, for the next.
+        with contextlib.suppress(RedisError, RedisClusterException):
+            cluster.nodes_manager.initialize(last_failed_node_name=primary.name)
+        raise
+    finally:
+        idle.append(conn)
+    return cluster.execute_command(*args)
 
 
 # A forked child (a gunicorn worker) makes its own connections: the inherited sockets are the
