@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres test-ha soak fuzz bench bench-ir lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres test-ha test-cluster soak fuzz bench bench-ir lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -37,6 +37,12 @@ test-postgres: install
 # machine's PostgreSQL when it answers; not part of `make test`.
 test-ha: install
 	$(VENV)/bin/pytest -m ha tests/test_ha.py
+
+# The suite again with a real six-node Redis Cluster as the store (tests/cluster.py), then its
+# failovers, a reshard under load and three app servers (tests/test_cluster.py); not part of `make test`.
+test-cluster: install
+	TEST_REDIS_CLUSTER=1 $(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m cluster tests/test_cluster.py
 
 # Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
 # SOAK_SENTINEL=1: a primary, a replica and three Sentinels, and failovers as the faults.

@@ -1,30 +1,48 @@
 import copy
 import itertools
+import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
-from django_redis import get_redis_connection
 from redis.connection import Connection
 from rest_framework.test import APIClient
 
 from accounts.services import user_register
 from accounts.tokens import RefreshToken
-from counters import history
+from counters import history, store
 from incrementific.redis_server import RedisServer
 
-_session_redis: RedisServer | None = None
+_session_redis = None  # a RedisServer, or with TEST_REDIS_CLUSTER a tests.cluster.Cluster
+
+# `make test-cluster`: the same tests with a real six-node Redis Cluster as the store.
+CLUSTER = os.environ.get("TEST_REDIS_CLUSTER", "") not in ("", "0")
 
 
 def pytest_configure(config):
     """Every test run gets a private Redis server: real, never a fake, never a shared one."""
     global _session_redis
-    _session_redis = RedisServer(Path(settings.DATA_DIR) / "redis-session").start()
-    settings.CACHES["counters"]["LOCATION"] = _session_redis.url
+    if CLUSTER:
+        from tests.cluster import Cluster
+
+        _session_redis = Cluster(Path(settings.DATA_DIR) / "redis-cluster")
+        settings.REDIS_CLUSTER_NODES = [("127.0.0.1", port) for port in _session_redis.servers]
+    else:
+        _session_redis = RedisServer(Path(settings.DATA_DIR) / "redis-session").start()
+        settings.CACHES["counters"]["LOCATION"] = _session_redis.url
     # The production static storage (hashed names from a manifest), as `make run` builds it.
     call_command("collectstatic", interactive=False, verbosity=0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.cluster import REPORTED
+
+    if REPORTED:
+        terminalreporter.section("what the cluster tests measured")
+        for line in REPORTED:
+            terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config):
@@ -32,15 +50,25 @@ def pytest_unconfigure(config):
         _session_redis.stop()
 
 
+def pytest_collection_modifyitems(config, items):
+    if CLUSTER:  # what needs one server of its own (or its CONFIG) does not run on the cluster
+        skip = pytest.mark.skip(reason="a single server's test (TEST_REDIS_CLUSTER)")
+        for item in items:
+            if item.get_closest_marker("single_server"):
+                item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis():
-    get_redis_connection("counters").flushdb()
+    client = store.connection.client()
+    client.flushall() if CLUSTER else client.flushdb()
     history.mover.owners.clear()  # sets an earlier test made, which that flush took with it
 
 
 @pytest.fixture
 def redis_conn():
-    return get_redis_connection("counters")
+    """The store's own client: django-redis's on one server, a RedisCluster with TEST_REDIS_CLUSTER."""
+    return store.connection.client()
 
 
 @pytest.fixture
@@ -54,7 +82,7 @@ def private_redis(tmp_path):
     def use(server: RedisServer):
         caches = copy.deepcopy(settings.CACHES)
         caches["counters"]["LOCATION"] = server.url
-        override = override_settings(CACHES=caches)
+        override = override_settings(CACHES=caches, REDIS_CLUSTER_NODES=[])
         override.enable()
         servers.append((server, override))
         return server

@@ -7,6 +7,7 @@ spares every first sync 5 s. Also: app servers on that setup, and client threads
 `next` through them and keep every value with the moment it was acknowledged.
 """
 
+import base64
 import collections
 import contextlib
 import http.client
@@ -187,22 +188,34 @@ def shared_database():
 
 
 class Apps:
-    """App servers on these Sentinels, all with one database and one set of keys (a token from
-    one is good on the others): each :meth:`serve` is a gunicorn instance on a port of its own."""
+    """App servers on these Sentinels (or, with ``cluster``, on that Redis Cluster's seed nodes),
+    all with one database and one set of keys (a token from one is good on the others): each
+    :meth:`serve` is a gunicorn instance on a port of its own."""
 
-    def __init__(self, folder: Path, sentinels: str, *, block: int = 1000, database: str | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        sentinels: str = "",
+        *,
+        cluster: str = "",
+        block: int = 1000,
+        database: str | None = None,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+    ):
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.env = {
-            "REDIS_SENTINELS": sentinels,
+            **({"REDIS_CLUSTER_NODES": cluster} if cluster else {"REDIS_SENTINELS": sentinels}),
             "REDIS_TIMEOUT_SECONDS": "1",
             "SECRET_KEY": secrets.token_urlsafe(50),
             "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
             "JWT_ACCESS_MINUTES": "600",
             "COUNTER_BLOCK_SIZE": str(block),
-            "WEB_CONCURRENCY": "2",
+            "WEB_CONCURRENCY": str(workers),
             "ACCESS_LOG": "False",
             **({"DATABASE_URL": database} if database else {}),
+            **(env or {}),
         }
         self.started = 0
 
@@ -229,6 +242,12 @@ def request(port: int, method: str, path: str, body=None, token: str | None = No
             conn.close()
 
 
+def token_user_id(token: str) -> int:
+    """The user an access token of ours names (its payload, unverified: the tests made it)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["user_id"]
+
+
 def user_with_counters(port: int, names: list[str]) -> str:
     """A new user and their counters; returns an access token."""
     status, body = request(port, "POST", "/api/auth/register", {"username": "ha", "password": secrets.token_urlsafe()})
@@ -250,13 +269,16 @@ class Taken:
 
 class Load:
     """Client threads taking `next` on ``names`` through the app servers on ``ports`` (thread n
-    uses port n % len(ports)), as fast as they can, until stopped; every value is kept."""
+    uses port n % len(ports) and counter n % len(names)), as fast as they can, until stopped;
+    every value is kept. ``token``: one user's, or a token for each name (counters of many users)."""
 
-    def __init__(self, ports: list[int], token: str, names: list[str], threads: int = 6):
-        self.ports, self.token, self.names = ports, token, names
+    def __init__(self, ports: list[int], token: str | dict[str, str], names: list[str], threads: int = 6):
+        self.ports, self.names = ports, names
+        self.tokens = token if isinstance(token, dict) else dict.fromkeys(names, token)
         self.taken: list[Taken] = []
         self.statuses: collections.Counter = collections.Counter()
         self.bodies: dict[int, set[bytes]] = collections.defaultdict(set)  # the answers that were not 200
+        self.slowest: dict[int | str, float] = collections.defaultdict(float)  # seconds, per status
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
@@ -265,8 +287,9 @@ class Load:
         port, name = self.ports[n % len(self.ports)], self.names[n % len(self.names)]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         while not self._stop.is_set():
+            sent = time.monotonic()
             try:
-                status, body = request(port, "POST", f"/api/counters/{name}/next", None, self.token, conn)
+                status, body = request(port, "POST", f"/api/counters/{name}/next", None, self.tokens[name], conn)
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -274,6 +297,7 @@ class Load:
             at = time.monotonic()
             with self._lock:
                 self.statuses[status] += 1
+                self.slowest[status] = max(self.slowest[status], at - sent)
                 if status == 200:
                     self.taken.append(Taken(at, name, json.loads(body)["value"], port))
                 else:

@@ -10,8 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from django_redis import get_redis_connection
-
+from counters import store
 from counters.store.keys import counter as key
 from incrementific.redis_server import free_port
 
@@ -27,8 +26,18 @@ NOT_INTEGERS = [True, False, 1.0, "1", "1.0", "1e3", " 5", "+5", "1_000", "٣", 
 
 
 def redis_value(user, name: str) -> int | None:
-    raw = get_redis_connection("counters").hget(key(user.id, name), "v")
+    raw = store.connection.client().hget(key(user.id, name), "v")
     return None if raw is None else int(raw)
+
+
+def one_read_per_primary(*keys_: str) -> list[str]:
+    """What ``redis_round_trips`` records for a read of these keys (store.get_many): one
+    pipeline of HMGETs; on a Cluster, one for each primary that holds some, each led by the
+    fence's INFO."""
+    if store.connection.topology() != "cluster":
+        return ["hmget"]
+    client = store.connection.client()
+    return ["info"] * len({client.nodes_manager.get_node_from_slot(client.keyslot(k)).name for k in keys_})
 
 
 def counter_url(name: str, suffix: str = "") -> str:

@@ -21,9 +21,15 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 PASSWORD = "a-long-random-password"
 
 
+def acl_lines() -> list[str]:
+    """The README's lines: the user's whole definition, then what a Cluster adds."""
+    lines = re.findall(r"^ACL SETUSER incrementific .*$", README.read_text(), re.MULTILINE)
+    assert len(lines) == 2 and "resetkeys" in lines[0] and "resetkeys" not in lines[1], lines
+    return [line.replace("<password>", PASSWORD) for line in lines]
+
+
 def acl_line() -> str:
-    [line] = re.findall(r"^ACL SETUSER incrementific .*$", README.read_text(), re.MULTILINE)
-    return line.replace("<password>", PASSWORD)
+    return acl_lines()[0]
 
 
 @pytest.fixture

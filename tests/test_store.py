@@ -5,7 +5,7 @@ import pytest
 from redis.exceptions import RedisError
 
 from counters import store
-from tests.helpers import MAX
+from tests.helpers import MAX, one_read_per_primary
 
 
 @pytest.fixture
@@ -18,6 +18,7 @@ def test_key_layout():
     assert store.keys.counter(42, "invoices") == "ctr:{u42}:invoices"
 
 
+@pytest.mark.single_server  # fenced, the hash also names its primary (tests/test_cluster.py)
 def test_state_is_a_hash_without_expiry(redis_conn, counter):
     assert redis_conn.hgetall(store.keys.counter(1, "c")) == {
         b"v": b"0",
@@ -136,6 +137,7 @@ def test_next_does_not_recreate_a_missing_counter(redis_conn):
     assert redis_conn.exists(store.keys.counter(1, "gone")) == 0
 
 
+@pytest.mark.single_server
 def test_restore_only_fills_a_hole(redis_conn):
     assert store.restore(1, "r", value=30, created="x", primary="") == (True, "")
     assert store.get(1, "r").value == 30
@@ -144,6 +146,7 @@ def test_restore_only_fills_a_hole(redis_conn):
     assert store.get(1, "r").value == 4
 
 
+@pytest.mark.single_server
 def test_a_restore_for_a_reservation_another_primary_held_takes_over_and_never_lowers(redis_conn):
     """The row names another primary: the state here is restored even though it exists, at the
     row's reservation, or at its own value if that is higher (it never goes down)."""
@@ -160,7 +163,18 @@ def test_get_many_reads_everything_in_one_round_trip(redis_round_trips):
     store.create(2, "b", value=2, limit=9, created="y")
     redis_round_trips.clear()
     assert store.get_many([(1, "a"), (1, "none"), (2, "b")]) == [store.State(1, "x"), None, store.State(2, "y")]
-    assert redis_round_trips == ["hmget"]
+    keys_ = [store.keys.counter(1, "a"), store.keys.counter(2, "b")]
+    assert redis_round_trips == one_read_per_primary(*keys_)
+
+
+def test_a_read_of_many_owners_costs_a_round_trip_per_primary_not_per_counter(redis_round_trips):
+    owners = range(1, 61)  # on a Cluster, owners in every shard
+    for owner in owners:
+        store.create(owner, "a", value=owner, limit=MAX, created="x")
+    redis_round_trips.clear()
+    assert store.get_many([(owner, "a") for owner in owners]) == [store.State(owner, "x") for owner in owners]
+    assert redis_round_trips == one_read_per_primary(*(store.keys.counter(owner, "a") for owner in owners))
+    assert len(redis_round_trips) == (3 if store.connection.topology() == "cluster" else 1)
 
 
 def test_scripts_reload_after_redis_forgets_them(redis_conn, counter):

@@ -364,7 +364,7 @@ def _read_on_primaries(reads: list[tuple]) -> list[tuple[bytes, object]]:
             else:
                 groups.setdefault("", (client, []))[1].append(index)
         failed: list[int] = []
-        for server, indices in groups.values():
+        for name, (server, indices) in groups.items():
             pipe = server.pipeline(transaction=False)
             if fenced:
                 pipe.info("replication")
@@ -377,7 +377,7 @@ def _read_on_primaries(reads: list[tuple]) -> list[tuple[bytes, object]]:
                 # within REDIS_TIMEOUT_SECONDS (on a Cluster the slot map is read again first).
                 if cluster:
                     with contextlib.suppress(*REDIS_ERRORS):
-                        client.nodes_manager.initialize()
+                        client.nodes_manager.initialize(last_failed_node_name=name)
                 raise
             except redis.ConnectionError:
                 failed += indices
