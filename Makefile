@@ -45,7 +45,8 @@ test-cluster: install
 	$(VENV)/bin/pytest -m cluster tests/test_cluster.py
 
 # Minutes of load on gunicorn while Redis is killed, flushed and replaced; not part of `make test`.
-# SOAK_SENTINEL=1: a primary, a replica and three Sentinels, and failovers as the faults.
+# SOAK_SENTINEL=1: a primary, a replica and three Sentinels, and failovers as the faults;
+# SOAK_CLUSTER=1: a six-node Redis Cluster, primaries killed and slots moved.
 soak: install
 	$(PY) -m tests.soak
 

@@ -10,7 +10,13 @@ three Sentinels (tests/ha.py), and the faults are failovers: a manual one (the o
 writable for a while), the primary killed with -9, and the primary killed while the replica is
 stopped and behind (tests/test_ha.py stages the same). A killed server comes back as a replica.
 
-    python -m tests.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50] [--sentinel]
+With --cluster (`make soak SOAK_CLUSTER=1`) they live on a six-node Redis Cluster (tests/cluster.py),
+each counter a user's of its own so that they spread over the shards, and the faults are a
+primary killed with -9, a primary killed while its replica is stopped and behind, and a counter's
+slot moved to another primary under load (tests/test_cluster.py stages each).
+
+    python -m tests.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50]
+                         [--sentinel | --cluster]
 """
 
 import argparse
@@ -31,15 +37,17 @@ from pathlib import Path
 import redis as redis_py
 
 from incrementific.redis_server import RedisServer, free_port
-from tests.ha import MASTER, Replicated, fill_replica_link, wait_for
+from tests.cluster import Cluster, key_slot
+from tests.ha import MASTER, Replicated, fill_replica_link, token_user_id, wait_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 class Service:
-    def __init__(self, tmp: Path, workers: int, block: int, sentinel: bool = False):
+    def __init__(self, tmp: Path, workers: int, block: int, sentinel: bool = False, cluster: bool = False):
         self.replicated = Replicated(tmp / "replicated") if sentinel else None
-        self.redis = None if sentinel else RedisServer(tmp / "redis").start()
+        self.cluster = Cluster(tmp / "cluster") if cluster else None
+        self.redis = None if sentinel or cluster else RedisServer(tmp / "redis").start()
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -49,6 +57,8 @@ class Service:
             **(
                 {"REDIS_URL": "", "REDIS_SENTINELS": self.replicated.addresses}
                 if sentinel
+                else {"REDIS_URL": "", "REDIS_CLUSTER_NODES": self.cluster.seeds}
+                if cluster
                 else {"REDIS_URL": self.redis.url}
             ),
             "COUNTER_BLOCK_SIZE": str(block),
@@ -98,6 +108,8 @@ class Service:
         self.gunicorn.wait(30)
         if self.replicated:
             self.replicated.stop()
+        elif self.cluster:
+            self.cluster.stop()
         else:
             self.redis.stop()
 
@@ -131,9 +143,53 @@ def failovers(setup: Replicated, stop: threading.Event, counts: collections.Coun
         counts[kind] += 1
 
 
-def faults(service: Service, stop: threading.Event, counts: collections.Counter, seed: int):
+def cluster_faults(cluster: Cluster, keys: list[str], stop: threading.Event, counts: collections.Counter, seed: int):
+    """Every 4 to 8 s, on the shard of one of the soak's counters (``keys``)."""
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(4, 8)):
+        key = rng.choice(keys)
+        primary = cluster.primary_of(key)
+        kind = rng.choice(["kill -9 of a primary", "kill -9, replica behind", "slot moved"])
+        if kind == "slot moved":
+            others = [
+                n["port"] for n in cluster.nodes() if n["role"] == "primary" and n["slots"] and n["port"] != primary
+            ]
+            cluster.move_slot(key_slot(key), rng.choice(others))
+            counts[kind] += 1
+            continue
+        replica = cluster.replica_of(primary)
+        if kind == "kill -9 of a primary":
+            cluster.servers[primary].kill()
+        else:
+            cluster.servers[replica].pause()
+            avoid = {key_slot(k) for k in keys}
+            filler = next(
+                f"filler:{{{n}}}"
+                for n in range(100_000)
+                if key_slot(f"filler:{{{n}}}") not in avoid and cluster.primary_of(f"filler:{{{n}}}") == primary
+            )
+            node = cluster.node(primary)
+            while max(int(c["omem"]) for c in node.client_list(_type="replica")) < 2_000_000:
+                node.set(filler, b"x" * 1_000_000)
+            time.sleep(rng.uniform(0.2, 1))
+            cluster.servers[primary].kill()
+            cluster.servers[replica].resume()
+        cluster.wait_for_promotion(replica)
+        cluster.servers[primary].start()  # back from its AOF and nodes.conf: a replica of the new primary
+        wait_for(
+            lambda p=primary: cluster.node(p).info("replication").get("master_link_status") == "up",
+            90,
+            f"the old primary ({primary}) to follow the new one after a {kind}",
+            every=0.2,
+        )
+        counts[kind] += 1
+
+
+def faults(service: Service, stop: threading.Event, counts: collections.Counter, seed: int, keys: list[str]):
     if service.replicated:
         return failovers(service.replicated, stop, counts, seed)
+    if service.cluster:
+        return cluster_faults(service.cluster, keys, stop, counts, seed)
     rng = random.Random(seed)
     redis = service.redis
     while not stop.wait(rng.uniform(2, 6)):
@@ -160,19 +216,25 @@ def main() -> int:
     parser.add_argument("--block", type=int, default=50)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--sentinel", action="store_true", default=bool(os.environ.get("SOAK_SENTINEL")))
+    parser.add_argument("--cluster", action="store_true", default=bool(os.environ.get("SOAK_CLUSTER")))
     args = parser.parse_args()
+    if args.sentinel and args.cluster:
+        parser.error("--sentinel or --cluster, not both")
 
     tmp = Path(tempfile.mkdtemp(prefix="incrementific-soak-"))
-    service = Service(tmp, args.workers, args.block, args.sentinel)
+    service = Service(tmp, args.workers, args.block, args.sentinel, args.cluster)
     try:
-        status, body = service.request(
-            "POST", "/api/auth/register", {"username": "soak", "password": secrets.token_urlsafe(16)}
-        )
-        assert status == 201, body
-        token = json.loads(body)["access"]
         names = [f"c{n}" for n in range(args.counters)]
-        for name in names:
-            assert service.request("POST", "/api/counters", {"name": name}, token)[0] == 201
+        tokens, keys = {}, []
+        for name in names:  # a user each: on a Cluster, their counters spread over the shards
+            status, body = service.request(
+                "POST", "/api/auth/register", {"username": f"soak-{name}", "password": secrets.token_urlsafe(16)}
+            )
+            assert status == 201, body
+            tokens[name] = json.loads(body)["access"]
+            status, body = service.request("POST", "/api/counters", {"name": name}, tokens[name])
+            assert status == 201, body
+            keys.append(f"ctr:{{u{token_user_id(tokens[name])}}}:{name}")
 
         values: dict[str, list[int]] = {name: [] for name in names}
         statuses: collections.Counter = collections.Counter()
@@ -185,7 +247,7 @@ def main() -> int:
             name = names[n % len(names)]
             while time.monotonic() < deadline:
                 try:
-                    status, body = service.request("POST", f"/api/counters/{name}/next", None, token, conn)
+                    status, body = service.request("POST", f"/api/counters/{name}/next", None, tokens[name], conn)
                 except (OSError, http.client.HTTPException):
                     conn.close()
                     conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
@@ -197,7 +259,7 @@ def main() -> int:
             conn.close()
 
         fault_counts: collections.Counter = collections.Counter()
-        injector = threading.Thread(target=faults, args=(service, stop, fault_counts, args.seed))
+        injector = threading.Thread(target=faults, args=(service, stop, fault_counts, args.seed, keys))
         clients = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
         injector.start()
         for t in clients:
@@ -210,7 +272,7 @@ def main() -> int:
         service.stop()
 
     duplicates = sum(len(v) - len(set(v)) for v in values.values())
-    topology = "Sentinel" if args.sentinel else "one Redis"
+    topology = "Sentinel" if args.sentinel else "a Redis Cluster" if args.cluster else "one Redis"
     gaps = [b - a - 1 for v in values.values() for a, b in zip(sorted(v), sorted(v)[1:], strict=False)]
     requests = sum(statuses.values())
     others = {k: v for k, v in statuses.items() if k not in (200, 503)}
