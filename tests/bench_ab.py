@@ -7,6 +7,8 @@ key) on each in turn, round after round, so that the machine's drift falls on bo
     python -m tests.bench_ab 0123abc [--rounds 5] [--seconds 8] [--connections 32]
     python -m tests.bench_ab HEAD --ref-env COUNTER_RATE_LIMIT=1000000/second   # what a setting costs
     python -m tests.bench_ab HEAD~1 --key   # next with an API key instead
+    python -m tests.bench_ab HEAD --ref-env REDIS_URL= --ref-env REDIS_CLUSTER_NODES=127.0.0.1:7000
+                                            # the same code on a Redis Cluster (python -m tests.cluster)
 """
 
 import argparse
@@ -120,11 +122,13 @@ def main() -> int:
     print(f"medians of {args.rounds} rounds, {args.seconds} s each, {args.connections} connections:")
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
+        p50 = statistics.median(r["p50"] for r in runs)
         p99 = statistics.median(r["p99"] for r in runs)
         cpu = statistics.median(r["cpu_us"] for r in runs)
         ratio, p99_ratio = rps / anchor, p99 / anchor_p99
         print(
-            f"  {name:<12} {rps:6.0f} req/s ({ratio:.2f} of the anchor)  p99 {p99:5.1f} ms ({p99_ratio:.2f}x)"
+            f"  {name:<12} {rps:6.0f} req/s ({ratio:.2f} of the anchor)  p50 {p50:5.1f} ms"
+            f"  p99 {p99:5.1f} ms ({p99_ratio:.2f}x)"
             f"  workers' CPU {cpu:5.0f} us/request ({anchor_cpu / cpu:.2f} of the anchor's rate)"
         )
     return 0

@@ -8,9 +8,10 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
     python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|current|set]
-                             [--bearer-only | --entry] [--sentinel]
+                             [--bearer-only | --entry] [--sentinel | --cluster]
 
-`--sentinel` serves from a primary under three Sentinels (tests/ha.py), where the state is fenced.
+`--sentinel` serves from a primary under three Sentinels (tests/ha.py), where the state is fenced;
+`--cluster` from a six-node Redis Cluster (tests/cluster.py), fenced too, through redis-py's RedisCluster.
 
 Scenarios: `next` with a JWT (the default), `next` with an API key (or one limited to `next` on
 its counter), reading a counter
@@ -119,6 +120,7 @@ def main() -> int:
         help="count wsgi.application, the entry point (request ids included) that picks the bearer handler",
     )
     parser.add_argument("--sentinel", action="store_true", help="a primary under Sentinels: the fenced store")
+    parser.add_argument("--cluster", action="store_true", help="a six-node Redis Cluster, fenced")
     parser.add_argument("--child", nargs=3, metavar=("HANDLER", "N", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -126,6 +128,7 @@ def main() -> int:
         return 0
 
     from incrementific.redis_server import RedisServer
+    from tests.cluster import Cluster
     from tests.ha import Replicated
 
     handlers = ["application"] if args.entry else HANDLERS[1:] if args.bearer_only else HANDLERS
@@ -137,6 +140,9 @@ def main() -> int:
             if args.sentinel:
                 servers.append(Replicated(folder))
                 redis.append({"REDIS_URL": "", "REDIS_SENTINELS": servers[-1].addresses})
+            elif args.cluster:
+                servers.append(Cluster(folder))
+                redis.append({"REDIS_URL": "", "REDIS_CLUSTER_NODES": servers[-1].seeds})
             else:
                 servers.append(RedisServer(folder).start())
                 redis.append({"REDIS_URL": servers[-1].url})

@@ -56,7 +56,7 @@ def cli(*args: str, timeout: float = 60) -> str:
 class Cluster:
     """Three primaries with a replica each under ``folder``; a context manager."""
 
-    def __init__(self, folder: Path, *, primaries: int = 3):
+    def __init__(self, folder: Path, *, primaries: int = 3, appendfsync: str = "everysec"):
         self.folder = folder
         self.servers: dict[int, RedisServer] = {}
         try:
@@ -64,7 +64,7 @@ class Cluster:
                 # The bus port is its own free port: the default, the port + 10000, may be taken
                 # (or above 65535).
                 options = (*CLUSTER_OPTIONS, "--cluster-port", str(free_port()))
-                server = RedisServer(folder / f"n{n}", appendfsync="everysec", options=options).start()
+                server = RedisServer(folder / f"n{n}", appendfsync=appendfsync, options=options).start()
                 self.servers[server.port] = server
             cli("--cluster", "create", *self.addresses, "--cluster-replicas", "1", "--cluster-yes")
             self.wait_until_ok()
@@ -202,10 +202,13 @@ def _owns(slots: list[tuple[int, int]], slot: int) -> bool:
     return any(low <= slot <= high for low, high in slots)
 
 
-if __name__ == "__main__":  # a cluster to try things on: python -m tests.cluster FOLDER
+if __name__ == "__main__":  # a cluster to try things on: python -m tests.cluster FOLDER [APPENDFSYNC]
+    import signal
     import sys
 
-    with Cluster(Path(sys.argv[1])) as c:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a TERM stops the nodes too
+
+    with Cluster(Path(sys.argv[1]), appendfsync=sys.argv[2] if len(sys.argv) > 2 else "everysec") as c:
         print(c.seeds, flush=True)
         try:
             while True:
