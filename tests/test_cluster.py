@@ -97,8 +97,8 @@ def test_a_primary_killed_is_503_for_its_slots_alone_until_its_replica_takes_ove
         assert set(load.statuses) <= {200, 503}, load.statuses
         assert load.statuses[503] > 0, (load.statuses, promoted - killed)
         assert load.bodies[503] == UNAVAILABLE
-        # one try and one retry, each at most REDIS_TIMEOUT_SECONDS (a killed node refuses at once)
-        assert load.slowest[503] < 2 * TIMEOUT + 0.5, load.slowest
+        # a killed node refuses at once: a 503 never waits for a timeout
+        assert load.slowest[503] < TIMEOUT, load.slowest
         skipped = assert_after_above_before(load, theirs, killed, promoted)
         # the other shards served all along
         others = [name for name in names if name not in theirs]
@@ -272,9 +272,12 @@ def test_a_hung_primary_is_a_503_in_bounded_time_and_its_slots_come_back(tmp_pat
             stopped = time.monotonic()
             cluster.servers[victim].pause()
             status, body = request(port, "GET", "/api/counters", None, tokens[names[0]])  # a page read
-            assert (status, body, time.monotonic() - stopped < TIMEOUT + 0.5) == (503, next(iter(UNAVAILABLE)), True)
+            assert (status, body, time.monotonic() - stopped < 2 * TIMEOUT) == (503, next(iter(UNAVAILABLE)), True)
             cluster.wait_for_promotion(replica)
             promoted = time.monotonic()
+            # each process reads the slot map again after its next timeout on the hung node
+            wait_for(lambda: values(load, names[0], promoted), 30, "its counter served by the new primary")
+            served = min(t.at for t in load.taken if t.name == names[0] and t.at > promoted)
             load.run_for(1, at_least=200)
             cluster.servers[victim].resume()  # it comes back as a replica of the new primary
             wait_for(
@@ -283,11 +286,11 @@ def test_a_hung_primary_is_a_503_in_bounded_time_and_its_slots_come_back(tmp_pat
         assert_no_duplicates(load)
         assert set(load.statuses) <= {200, 503}, load.statuses
         assert load.statuses[503] > 0
-        assert load.slowest[503] < TIMEOUT + 0.5, load.slowest  # one try: a retry would wait again
+        assert load.slowest[503] < 2 * TIMEOUT, load.slowest  # one try: a retry would wait a second time
         assert_after_above_before(load, [names[0]], stopped, promoted)
         REPORTED.append(
             f"cluster SIGSTOP of a primary: {load.statuses[503]} 503s, slowest {load.slowest[503] * 1000:.0f} ms, "
-            f"replica took over after {promoted - stopped:.1f} s"
+            f"replica took over after {promoted - stopped:.1f} s, its counter served {served - promoted:.1f} s later"
         )
 
 
