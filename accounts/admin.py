@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, ProviderIdentity
 from accounts.services import api_key_revoke
 from counters import services, store
 from counters.models import Counter
@@ -46,12 +46,24 @@ class ApiKeyInline(admin.TabularInline):
         return False
 
 
+class ProviderIdentityInline(admin.TabularInline):
+    """The provider subjects that log in as this user (single sign-on); deleting one unlinks it."""
+
+    model = ProviderIdentity
+    fields = ["issuer", "subject", "created_at"]
+    readonly_fields = fields
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 admin.site.unregister(get_user_model())
 
 
 @admin.register(get_user_model())
 class IncrementificUserAdmin(UserAdmin):
-    inlines = [CounterInline, ApiKeyInline]
+    inlines = [CounterInline, ApiKeyInline, ProviderIdentityInline]
 
 
 @admin.register(ApiKey)

@@ -152,7 +152,10 @@ def token_credential(request) -> store.TokenRev | None:
     """The request's access token as the store checks it (its `rev` claim, 0 if it has none),
     or None when the request did not come with an access token (an API key, a session)."""
     token = request.auth
-    return store.TokenRev(int(token.get("rev", 0))) if isinstance(token, AccessToken) else None
+    if isinstance(token, AccessToken):
+        return store.TokenRev(int(token.get("rev", 0)))
+    rev = getattr(token, "rev", None)  # a provider's access token (accounts/oidc.py)
+    return None if rev is None else store.TokenRev(rev)
 
 
 class CheckedInStore:

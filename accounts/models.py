@@ -47,3 +47,22 @@ class TokenRevocation(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id}: tokens issued before {self.mark} refused"
+
+
+class ProviderIdentity(models.Model):
+    """A person or a service as an OpenID Connect provider knows them: its issuer and their
+    subject (``sub``), which the provider never reuses. An account is found by these, never by
+    e-mail alone (an address can change hands). accounts/oidc.py."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_identities")
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_account_per_subject")]
+        verbose_name = "provider identity"
+        verbose_name_plural = "provider identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

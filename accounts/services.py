@@ -1,4 +1,5 @@
 import hashlib
+import re
 import secrets
 import time
 from datetime import datetime
@@ -11,7 +12,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import keystore
-from accounts.models import ApiKey, TokenRevocation
+from accounts.models import ApiKey, ProviderIdentity, TokenRevocation
 from accounts.scopes import ACTIONS, KeyScope
 from counters import store as counter_store
 from counters.services import counter_create
@@ -41,6 +42,52 @@ def user_register(*, username: str, password: str, email: str = "") -> AbstractU
             raise UsernameTaken() from None
         counter_create(owner_id=user.id, name=DEFAULT_COUNTER)
     return user
+
+
+class IdentityTaken(Exception):
+    """The provider's subject is linked to another account already."""
+
+
+def _free_username(wanted: str) -> str:
+    """``wanted`` in the characters a username may hold, made unique: ``ada``, ``ada-2``, ..."""
+    base = re.sub(r"[^\w.@+-]", "", wanted)[:140] or "user"
+    User = get_user_model()
+    name, n = base, 1
+    while User.objects.filter(username__iexact=name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def user_for_provider_subject(*, issuer: str, subject: str, claims: dict) -> AbstractUser:
+    """The account of a provider's subject, made on their first login or first API call as
+    sign-up makes one (a ``default`` counter at 0), with no usable password; its username is
+    ``preferred_username``, or the e-mail's local part, or the subject, made unique."""
+    User = get_user_model()
+    identity = ProviderIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
+    if identity is not None:
+        return identity.user
+    wanted = claims.get("preferred_username") or str(claims.get("email", "")).partition("@")[0] or subject
+    email = claims.get("email", "") if claims.get("email_verified") else ""
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=_free_username(str(wanted)), password=None, email=email)
+            ProviderIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+            counter_create(owner_id=user.id, name=DEFAULT_COUNTER)
+    except IntegrityError:  # a concurrent first login made it
+        return ProviderIdentity.objects.select_related("user").get(issuer=issuer, subject=subject).user
+    return user
+
+
+def provider_identity_link(*, user: AbstractUser, issuer: str, subject: str) -> None:
+    """Link a provider's subject to an existing account, at its logged-in owner's request.
+    Raises IdentityTaken if the subject is another account's."""
+    try:
+        with transaction.atomic():
+            ProviderIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+    except IntegrityError:
+        if not ProviderIdentity.objects.filter(user=user, issuer=issuer, subject=subject).exists():
+            raise IdentityTaken() from None
 
 
 KEY_PREFIX = "inc_"

@@ -3,8 +3,9 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts import keystore
-from accounts.models import ApiKey
+from accounts.models import ApiKey, ProviderIdentity
 from accounts.services import revoke_access_tokens
+from counters import store as counter_store
 
 
 @receiver(post_delete, sender=ApiKey)
@@ -26,3 +27,9 @@ def revoke_credentials_of_inactive_users(sender, instance, **kwargs) -> None:
 @receiver(post_delete, sender=get_user_model())
 def revoke_access_tokens_of_deleted_users(sender, instance, **kwargs) -> None:
     revoke_access_tokens(user_id=instance.pk)
+
+
+@receiver(post_delete, sender=ProviderIdentity)
+def forget_deleted_identity(sender, instance: ProviderIdentity, **kwargs) -> None:
+    """A provider's tokens for a deleted account (or an unlinked subject) no longer name it."""
+    counter_store.identity_forget([(instance.issuer, instance.subject)])

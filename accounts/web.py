@@ -4,6 +4,7 @@ Sessions, not tokens: a browser keeps Django's session cookie (HttpOnly, CSRF-ch
 rules are the API's: the same serializers, services and rate limits (see incrementific/web.py).
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
@@ -15,6 +16,7 @@ from rest_framework_simplejwt.serializers import TokenObtainSerializer
 
 from accounts import ratelimit
 from accounts.models import ApiKey
+from accounts.oidc import LINK_SESSION_KEY
 from accounts.scopes import ACTIONS
 from accounts.serializers import USERNAME_TAKEN, ApiKeySerializer, PasswordChangeSerializer, RegisterSerializer
 from accounts.services import (
@@ -33,6 +35,11 @@ from incrementific.web import page, validated
 
 # The token endpoint's own words for a wrong username or password.
 WRONG_CREDENTIALS = str(TokenObtainSerializer.default_error_messages["no_active_account"])
+
+
+def _sso() -> str | None:
+    """The provider's name for the "Log in with ..." buttons, or None when single sign-on is off."""
+    return settings.OIDC_PROVIDER_NAME if settings.OIDC_CLIENT_ID else None
 
 
 def _address(request) -> str:
@@ -66,7 +73,8 @@ def signup(request):
                 messages.success(request, f"Welcome, {user.username}. Your counter “default” is ready at 0.")
                 return redirect("web:home")
     status = 400 if errors else 200
-    return render(request, "web/signup.html", {"values": values, "errors": errors}, status=status)
+    context = {"values": values, "errors": errors, "sso": _sso()}
+    return render(request, "web/signup.html", context, status=status)
 
 
 @page
@@ -87,7 +95,7 @@ def login_page(request):
             return redirect(_next_page(request))
         ratelimit.count("login_failures", login_username(request.POST))
         errors = {"non_field_errors": [WRONG_CREDENTIALS]}
-    context = {"values": values, "errors": errors, "next": _next_page(request)}
+    context = {"values": values, "errors": errors, "next": _next_page(request), "sso": _sso()}
     return render(request, "web/login.html", context, status=401 if errors else 200)
 
 
@@ -126,7 +134,24 @@ def account(request):
             update_session_auth_hash(request, request.user)  # this browser stays logged in
             messages.success(request, "Password changed. Tokens issued before now are refused; API keys still work.")
             return redirect("web:account")
-    return render(request, "web/account.html", {"errors": errors}, status=400 if errors else 200)
+    context = {
+        "errors": errors,
+        "sso": _sso(),
+        "identities": request.user.provider_identities.filter(issuer=settings.OIDC_ISSUER).count(),
+    }
+    return render(request, "web/account.html", context, status=400 if errors else 200)
+
+
+@page
+@login_required
+@require_http_methods(["POST"])
+def link_provider(request):
+    """The account's owner asks to link their provider's login (a POST, CSRF-checked: no link
+    on another site can make an account someone else's)."""
+    if not _sso():
+        return redirect("web:account")
+    request.session[LINK_SESSION_KEY] = request.user.id
+    return redirect("oidc_authentication_init")
 
 
 def _key_form(post) -> tuple[dict, dict]:

@@ -24,6 +24,20 @@ class JWTScheme(SimpleJWTScheme):
     target_class = "accounts.authentication.JWTAuthentication"
 
 
+class ProviderTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.oidc.ProviderTokenAuthentication"
+    name = "providerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token from the OpenID Connect provider (OIDC_ISSUER) whose `aud` holds "
+            "OIDC_API_AUDIENCE, when that is set (README, Single sign-on).",
+        }
+
+
 class StrictIntegerScheme(OpenApiSerializerFieldExtension):
     target_class = "counters.serializers.StrictIntegerField"
 

@@ -201,6 +201,13 @@ def main() -> int:
             "for an admin account at /admin/, run `make superuser` in another terminal",
             flush=True,
         )
+        if env.get("OIDC_ISSUER", "").strip() and env.get("OIDC_CLIENT_ID", "").strip():
+            print(
+                f"{PROGRAM}: single sign-on with {env['OIDC_ISSUER'].strip()}: register "
+                f"http://127.0.0.1:{port}/oidc/callback/ with the provider as this client's redirect URI "
+                "(behind a proxy: https://<your host>/oidc/callback/)",
+                flush=True,
+            )
         gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "gunicorn.conf.py"), "incrementific.wsgi"],
             env=env,

@@ -198,6 +198,8 @@ REST_FRAMEWORK = {
         # Both without SQL on the steady path: API keys are looked up in Redis, and a JWT's
         # user id comes from the signed token. Keys first: the JWT class refuses what is not one.
         "accounts.authentication.ApiKeyAuthentication",
+        # A provider's access token (OIDC_API_AUDIENCE): one Redis read for its subject's user id.
+        "accounts.oidc.ProviderTokenAuthentication",
         "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -331,3 +333,30 @@ CSRF_FAILURE_VIEW = "incrementific.views.csrf_failure"
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
+
+# Single sign-on with an OpenID Connect provider (accounts/oidc.py, README "Single sign-on"); all
+# off unless set. The provider's /.well-known/openid-configuration tells the endpoints and keys.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").strip()
+OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "").strip()
+OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "").strip()
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "").strip() or "single sign-on"
+OIDC_SCOPES = os.environ.get("OIDC_SCOPES", "").strip() or "openid email profile"
+# The counter and account endpoints also take the provider's access tokens (JWTs) for this audience.
+OIDC_API_AUDIENCE = os.environ.get("OIDC_API_AUDIENCE", "").strip()
+# The provider's keys are fetched again for an unknown `kid` at most this often.
+OIDC_JWKS_REFRESH_SECONDS = envint("OIDC_JWKS_REFRESH_SECONDS", 60, minimum=1)
+for _name, _value in (("OIDC_CLIENT_ID", OIDC_CLIENT_ID), ("OIDC_API_AUDIENCE", OIDC_API_AUDIENCE)):
+    if _value and not OIDC_ISSUER:
+        raise SettingError(f"{_name} is set but OIDC_ISSUER is not: set the provider's issuer URL")
+if OIDC_ISSUER and not OIDC_ISSUER.startswith(("https://", "http://")):
+    raise SettingError(f"OIDC_ISSUER={OIDC_ISSUER!r} is not a URL: write the provider's issuer, https://...")
+if OIDC_CLIENT_ID and not OIDC_CLIENT_SECRET:
+    raise SettingError("OIDC_CLIENT_ID is set but OIDC_CLIENT_SECRET is not: the log-in needs both")
+# mozilla-django-oidc's own settings (its client id, secret and scopes are ours, its endpoints
+# the discovery document's: accounts/oidc.py).
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_TIMEOUT = 5
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+# Passwords first; the provider's back end answers only its own callback (a code and a state).
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "accounts.oidc.ProviderBackend"]

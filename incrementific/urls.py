@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import oidc
 from accounts import web as account_pages
 from accounts.urls import route
 from accounts.views import ApiKeyViewSet
@@ -49,6 +50,7 @@ web_urlpatterns = [
     route("logout", account_pages.logout_page, "logout"),
     route("account", account_pages.account, "account"),
     route("keys", account_pages.keys, "keys"),
+    route("account/link", account_pages.link_provider, "link-provider"),
     route("keys/(?P<key_id>[0-9]{1,18})/revoke", account_pages.key_revoke, "key-revoke"),
     route("counters", counter_pages.create, "counter-create"),
     route(rf"counters/(?P<name>{NAME_PATTERN})/next", counter_pages.take_next, "counter-next"),
@@ -67,6 +69,9 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    # Single sign-on (accounts/oidc.py): mozilla-django-oidc's paths and names.
+    path("oidc/authenticate/", oidc.authenticate_view, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback_view, name="oidc_authentication_callback"),
     path("api-auth/", include("rest_framework.urls")),
     re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
     re_path(r"^livez/?$", views.LivezView.as_view(), name="livez"),

@@ -7,7 +7,7 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 (Django sends request_finished from there); the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
-    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|current|set]
+    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|next-provider|current|set]
                              [--bearer-only | --entry] [--sentinel | --cluster]
 
 `--sentinel` serves from a primary under three Sentinels (tests/ha.py), where the state is fenced;
@@ -41,6 +41,9 @@ SCENARIOS = {  # name: (method, path, credential, JSON body)
     "next-key": ("POST", "/api/counters/default/next", "key", b""),
     # A least-privilege key (accounts/scopes.py): next only, on its counter only.
     "next-scoped-key": ("POST", "/api/counters/default/next", "scoped-key", b""),
+    # An access token of an OpenID Connect provider (tests/oidc.py, on Node.js): its subject's
+    # account is made by the first request.
+    "next-provider": ("POST", "/api/counters/default/next", "provider", b""),
     "current": ("GET", "/api/counters/default", "jwt", b""),
     "set": ("PUT", "/api/counters/default", "jwt", b'{"value": 5}'),
 }
@@ -59,7 +62,12 @@ def child(handler_name: str, n: int, scenario: str) -> None:
     method, path, credential, body = SCENARIOS[scenario]
     user = user_register(username="bench", password="a-long-enough-passphrase")
     scope = {"counters": ["default"], "actions": ["next"]} if credential == "scoped-key" else {}
-    token = bearer(user) if credential == "jwt" else "Bearer " + api_key_create(user_id=user.id, name="b", **scope)[1]
+    if credential == "provider":
+        token = "Bearer " + os.environ["BENCH_PROVIDER_TOKEN"]
+    elif credential == "jwt":
+        token = bearer(user)
+    else:
+        token = "Bearer " + api_key_create(user_id=user.id, name="b", **scope)[1]
     app = getattr(wsgi, handler_name)
 
     def start_response(status, headers, exc_info=None):
@@ -132,6 +140,19 @@ def main() -> int:
     from tests.ha import Replicated
 
     handlers = ["application"] if args.entry else HANDLERS[1:] if args.bearer_only else HANDLERS
+    provider, provider_env = None, {}
+    if SCENARIOS[args.scenario][2] == "provider":
+        from tests import oidc
+
+        reason = oidc.missing()
+        if reason:
+            raise SystemExit(reason)
+        provider = oidc.Provider(Path(tempfile.mkdtemp(prefix="incrementific-ir-oidc-"))).start()
+        provider_env = {
+            "OIDC_ISSUER": provider.issuer,
+            "OIDC_API_AUDIENCE": oidc.AUDIENCE,
+            "BENCH_PROVIDER_TOKEN": provider.service_token(),
+        }
     runs = [(name, n) for name in handlers for n in (0, args.requests)]
     servers, redis = [], []
     try:
@@ -146,6 +167,7 @@ def main() -> int:
             else:
                 servers.append(RedisServer(folder).start())
                 redis.append({"REDIS_URL": servers[-1].url})
+        redis = [{**env, **provider_env} for env in redis]
         with ThreadPoolExecutor(max_workers=2) as pool:
             counts = list(
                 pool.map(lambda job: instructions(*job[0], args.scenario, job[1]), zip(runs, redis, strict=True))
@@ -153,9 +175,16 @@ def main() -> int:
     finally:
         for server in servers:
             server.stop()
+        if provider is not None:
+            provider.stop()
     per_request = {name: (counts[2 * i + 1] - counts[2 * i]) / args.requests for i, name in enumerate(handlers)}
     method, path, credential, _ = SCENARIOS[args.scenario]
-    with_what = {"jwt": "a JWT", "key": "an API key", "scoped-key": "a next-only API key"}[credential]
+    with_what = {
+        "jwt": "a JWT",
+        "key": "an API key",
+        "scoped-key": "a next-only API key",
+        "provider": "a provider's access token",
+    }[credential]
     print(f"instructions per {method} {path} with {with_what}, in-process ({args.requests} requests):")
     for name, count in per_request.items():
         print(f"  {name:20} {count:12,.0f}")

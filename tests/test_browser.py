@@ -653,3 +653,39 @@ def test_the_browsable_apis_next_form_sent_twice_takes_one_value(site, alice, mo
     assert len(calls) == 2  # both sends reached the server
     assert '"value": 1' in site.text(".response-info")
     assert redis_value(alice, "default") == 1
+
+
+def test_log_in_with_the_provider_and_land_on_the_dashboard(site, tmp_path, settings):
+    """Single sign-on in the browser: our log-in page, the provider's own pages (panva's
+    oidc-provider, tests/oidc.py: any password), and back on the dashboard with a new account."""
+    from accounts import oidc
+    from tests import oidc as harness
+
+    reason = harness.missing()
+    if reason:
+        pytest.skip(reason)
+    with harness.Provider(tmp_path / "provider", site.url + "/oidc/callback/") as provider:
+        settings.OIDC_ISSUER = provider.issuer
+        settings.OIDC_CLIENT_ID, settings.OIDC_CLIENT_SECRET = harness.CLIENT_ID, harness.CLIENT_SECRET
+        settings.OIDC_PROVIDER_NAME = "Example ID"
+        oidc._discovery.__init__()
+        site.visit("/login")
+        site.screenshot("40-login-with-provider")
+        site.press("Log in with Example ID")
+        assert site.driver.current_url.startswith(provider.issuer + "/interaction/")
+        site.driver.find_element(By.NAME, "login").send_keys("ada")
+        site.driver.find_element(By.NAME, "password").send_keys("anything")
+        site.screenshot("41-provider-login")
+        with site.leaving():
+            site.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        if "/interaction/" in site.driver.current_url:  # the provider asks to consent
+            with site.leaving():
+                site.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        site.wait(EC.title_contains("Your counters"))
+        assert "Welcome, ada." in site.text(".messages")
+        assert site.counter_value("default") == "0"
+        site.screenshot("42-provider-dashboard")
+        user = get_user_model().objects.get(username="ada")
+        assert not user.has_usable_password()
+        assert user.provider_identities.get().subject == "ada"
+        assert site.console_errors() == []

@@ -80,7 +80,7 @@ def test_the_schema_is_served_and_names_both_auth_schemes(client, db):
     r = client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert r.status_code == 200
     spec = r.json()
-    assert set(spec["components"]["securitySchemes"]) == {"apiKey", "jwtAuth", "cookieAuth"}
+    assert set(spec["components"]["securitySchemes"]) == {"apiKey", "jwtAuth", "cookieAuth", "providerToken"}
     assert {"/api/counters/{name}/next", "/v1/next", "/v1/set", "/api/keys", "/healthz"} <= set(spec["paths"])
 
 

@@ -104,6 +104,21 @@ BOOLEAN = "is not a boolean: use 1, true, yes or on for yes, 0, false, no or off
             "10.0.0.5:7000,10.0.0.6",
             "REDIS_CLUSTER_NODES: '10.0.0.6' is not host:port (write 10.0.0.5:26379, or [::1]:26379)",
         ),
+        (
+            "OIDC_CLIENT_ID",
+            "incrementific",
+            "OIDC_CLIENT_ID is set but OIDC_ISSUER is not: set the provider's issuer URL",
+        ),
+        (
+            "OIDC_API_AUDIENCE",
+            "https://a",
+            "OIDC_API_AUDIENCE is set but OIDC_ISSUER is not: set the provider's issuer URL",
+        ),
+        (
+            "OIDC_ISSUER",
+            "id.example.com",
+            "OIDC_ISSUER='id.example.com' is not a URL: write the provider's issuer, https://...",
+        ),
         ("METRICS_FLUSH_SECONDS", "0", "METRICS_FLUSH_SECONDS='0' is too small: it must be at least 1"),
         ("HISTORY_MOVE_SECONDS", "soon", "HISTORY_MOVE_SECONDS='soon' is not a whole number"),
     ],
@@ -116,6 +131,12 @@ def test_a_setting_nobody_can_read_is_one_line_at_start(name, value, message):
 def test_two_redis_topologies_at_once_is_one_line_at_start():
     r = manage("check", **KEYS, REDIS_CLUSTER_NODES="10.0.0.5:7000", REDIS_SENTINELS="10.0.0.5:26379")
     message = "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: one topology at a time, unset one"
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", f"manage.py: {message}\n")
+
+
+def test_single_sign_on_needs_the_client_secret_with_the_client_id():
+    r = manage("check", **KEYS, OIDC_ISSUER="https://id.example.com", OIDC_CLIENT_ID="incrementific")
+    message = "OIDC_CLIENT_ID is set but OIDC_CLIENT_SECRET is not: the log-in needs both"
     assert (r.returncode, r.stdout, r.stderr) == (2, "", f"manage.py: {message}\n")
 
 

@@ -693,3 +693,39 @@ def _describe_node(address: str) -> Server:
     options.pop("db", None)
     with redis.Redis(host, int(port), socket_timeout=settings.REDIS_TIMEOUT_SECONDS, **options) as r:
         return _describe(r, address)
+
+
+# OpenID Connect subjects (accounts/oidc.py): which user a provider's token names.
+
+# A subject's entry lives this long after its last write: a user deleted while Redis was down
+# leaves one behind for a day at most (the service then finds no counters of theirs).
+IDENTITY_SECONDS = 86400
+
+
+def identity_lookup(issuer: str, subject: str) -> int | None:
+    """The user id remembered for a provider's subject, or None: look it up in SQL."""
+    try:
+        found = connection.command("GET", keys.provider_identity(issuer, subject))  # the fast path
+    except REDIS_ERRORS as exc:
+        raise _unavailable(exc) from exc
+    return None if found is None else int(found)
+
+
+def identity_remember(issuer: str, subject: str, user_id: int) -> None:
+    try:
+        connection.client().set(keys.provider_identity(issuer, subject), user_id, ex=IDENTITY_SECONDS)
+    except REDIS_ERRORS as exc:
+        raise _unavailable(exc) from exc
+
+
+def identity_forget(pairs: list[tuple[str, str]]) -> None:
+    """Drop the entries of these (issuer, subject) pairs: their user is gone."""
+    if not pairs:
+        return
+    try:
+        pipe = connection.client().pipeline(transaction=False)
+        for issuer, subject in pairs:
+            pipe.delete(keys.provider_identity(issuer, subject))  # each in its own slot
+        pipe.execute()
+    except REDIS_ERRORS as exc:
+        raise _unavailable(exc) from exc

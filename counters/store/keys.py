@@ -19,6 +19,8 @@ key                                    what it holds (slot: the owner's, unless 
                                        slot, read alone (never inside a counter's script)
 ``rl:<scope>:<ident>:<window>``        an account rate limit (accounts/ratelimit.py): its own
                                        slot, read alone
+``oidc:<sha256>``                      the user id of an OpenID Connect subject (issuer and
+                                       ``sub``, hashed; accounts/oidc.py): its own slot
 =====================================  ====================================================
 """
 
@@ -109,3 +111,12 @@ def account_rate(scope: str, ident: str, window: int) -> str:
     'rl:login:alice:29594'
     """
     return f"rl:{scope}:{ident}:{window}"
+
+
+def provider_identity(issuer: str, subject: str) -> str:
+    """Which user an OpenID Connect provider's subject is (accounts.models.ProviderIdentity).
+
+    >>> provider_identity("https://id.example.com", "248289761001")
+    'oidc:40ed35e508c434b3670b68a6abdaf913c4a336fad42d406c1476a0997b0e6621'
+    """
+    return "oidc:" + hashlib.sha256(f"{issuer}\0{subject}".encode()).hexdigest()
