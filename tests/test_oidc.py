@@ -84,6 +84,21 @@ def test_the_first_log_in_makes_an_account_and_later_ones_find_it(provider, clie
     assert client.get("/account").status_code == 200
 
 
+def test_a_person_s_access_token_on_the_api_is_the_account_of_their_web_log_in(provider, client, db, settings):
+    settings.OIDC_STORE_ACCESS_TOKEN = True  # so that the test can read the token the log-in got
+    assert log_in(client, "ada").status_code == 302
+    token = client.session["oidc_access_token"]
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == harness.AUDIENCE
+    r = on_next(token)
+    assert (r.status_code, r.json()["value"]) == (200, 1), r.content
+    user = get_user_model().objects.get(username="ada")
+    assert get_user_model().objects.count() == 1
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/api/auth/me").json()["username"] == "ada"
+    assert Counter.objects.get(owner=user, name="default").owner_id == user.id
+
+
 def test_an_account_is_never_found_by_e_mail_alone(provider, client, make_user):
     make_user("ada")  # a password account with the same username (and it could be the same e-mail)
     get_user_model().objects.filter(username="ada").update(email="ada@example.com")
