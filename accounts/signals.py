@@ -18,10 +18,14 @@ def forget_deleted_key(sender, instance: ApiKey, **kwargs) -> None:
 @receiver(post_save, sender=get_user_model())
 def revoke_credentials_of_inactive_users(sender, instance, **kwargs) -> None:
     """A deactivated user's keys and access tokens stop at once (refresh tokens check the user
-    themselves); the key lookup's SQL fallback refuses to remember an inactive user's key."""
+    themselves); the key lookup's SQL fallback refuses to remember an inactive user's key, and a
+    provider's token's, an inactive user's subject."""
     if not instance.is_active:
         keystore.forget(list(ApiKey.objects.filter(user_id=instance.pk).values_list("hashed", "user_id")))
         revoke_access_tokens(user_id=instance.pk)
+        # A provider's later tokens then find the user in SQL, inactive: refused (accounts/oidc.py).
+        identities = ProviderIdentity.objects.filter(user_id=instance.pk).values_list("issuer", "subject")
+        counter_store.identity_forget(list(identities))
 
 
 @receiver(post_delete, sender=get_user_model())

@@ -280,3 +280,15 @@ def test_our_own_tokens_and_api_keys_work_beside_the_provider_s(provider, alice,
     key = api_key_create(user_id=alice.id, name="cron")[1]
     assert on_next(key).json()["value"] == 2
     assert on_next(bearer(alice).split()[1]).json()["value"] == 3
+
+
+def test_a_deactivated_account_refuses_the_provider_s_tokens_even_new_ones(provider, db):
+    first = provider.service_token()
+    assert on_next(first).status_code == 200
+    user = ProviderIdentity.objects.get(subject=harness.SERVICE_ID).user
+    user.is_active = False
+    user.save()
+    assert on_next(first).status_code == 401  # revoked, or its user found inactive
+    time.sleep(1.1)  # a token issued after it (iat is in seconds, the mark in milliseconds)
+    r = on_next(provider.service_token())
+    assert (r.status_code, r.json()) == (401, BAD_TOKEN)
