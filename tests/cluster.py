@@ -180,6 +180,29 @@ class Cluster:
                 self.node(node["port"]).execute_command("CLUSTER SETSLOT", slot, "NODE", target["id"])
         return moved
 
+    def filler_key(self, port: int, avoid: set[int]) -> str:
+        """A key whose slot the primary on ``port`` serves, in none of the slots ``avoid`` names."""
+        for n in range(100_000):
+            key = f"filler:{{{n}}}"
+            if key_slot(key) not in avoid and self.primary_of(key) == port:
+                return key
+        raise AssertionError("no filler key found")
+
+    def fill_replica_link(self, primary: int, key: str, at_least: int = 2_000_000) -> int:
+        """With the replica stopped, write 1 MB values to ``key`` until the primary holds
+        ``at_least`` bytes it cannot send (tests/ha.py's filler does this with PUBLISH, which a
+        Cluster sends on its bus instead). Returns the primary's replication offset after it."""
+        node = self.node(primary)
+
+        def held() -> int:
+            return max(int(client["omem"]) for client in node.client_list(_type="replica"))
+
+        for _ in range(64):
+            if held() >= at_least:
+                return node.info("replication")["master_repl_offset"]
+            node.set(key, b"x" * 1_000_000)
+        raise AssertionError(f"the primary still sends everything to its stopped replica ({held()} bytes held)")
+
     def stop(self) -> None:
         for server in self.servers.values():
             server.resume()  # a stopped process gets no TERM

@@ -12,8 +12,10 @@ import collections
 import contextlib
 import http.client
 import json
+import os
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -225,6 +227,21 @@ class Apps:
         self.started += 1
         with gunicorn(self.folder, "", log=self.folder / f"app{self.started}.log", **self.env) as port:
             yield port
+
+
+def manage_check(data_dir: Path, **env: str) -> tuple[list[str], str]:
+    """`manage.py check` against these servers, as an operator runs it: (its output's lines,
+    its warnings)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "DATA_DIR": str(data_dir),
+        "SECRET_KEY": "k" * 50,
+        "JWT_SIGNING_KEY": "j" * 64,
+        **env,
+    }
+    base = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, cwd=base)
+    return done.stdout.splitlines(), done.stderr
 
 
 def request(port: int, method: str, path: str, body=None, token: str | None = None, conn=None):

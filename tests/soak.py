@@ -162,15 +162,7 @@ def cluster_faults(cluster: Cluster, keys: list[str], stop: threading.Event, cou
             cluster.servers[primary].kill()
         else:
             cluster.servers[replica].pause()
-            avoid = {key_slot(k) for k in keys}
-            filler = next(
-                f"filler:{{{n}}}"
-                for n in range(100_000)
-                if key_slot(f"filler:{{{n}}}") not in avoid and cluster.primary_of(f"filler:{{{n}}}") == primary
-            )
-            node = cluster.node(primary)
-            while max(int(c["omem"]) for c in node.client_list(_type="replica")) < 2_000_000:
-                node.set(filler, b"x" * 1_000_000)
+            cluster.fill_replica_link(primary, cluster.filler_key(primary, {key_slot(k) for k in keys}))
             time.sleep(rng.uniform(0.2, 1))
             cluster.servers[primary].kill()
             cluster.servers[replica].resume()

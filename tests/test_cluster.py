@@ -8,19 +8,14 @@ is printed at the end of the run.
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.cluster import REPORTED, Cluster, key_slot
-from tests.ha import Apps, Load, request, shared_database, token_user_id, wait_for
+from tests.ha import Apps, Load, manage_check, request, shared_database, token_user_id, wait_for
 
 pytestmark = pytest.mark.cluster
-BASE_DIR = Path(__file__).resolve().parent.parent
 UNAVAILABLE = {b'{"detail":"Counter storage is unavailable, try again.","code":"counter_store_unavailable"}'}
 TIMEOUT = 1  # REDIS_TIMEOUT_SECONDS of tests/ha.py's Apps
 
@@ -110,31 +105,6 @@ def test_a_primary_killed_is_503_for_its_slots_alone_until_its_replica_takes_ove
         )
 
 
-def filler_key(cluster: Cluster, port: int, avoid: set[int]) -> str:
-    """A key whose slot the primary on ``port`` serves, in none of the slots ``avoid`` names."""
-    for n in range(100_000):
-        key = f"filler:{{{n}}}"
-        if key_slot(key) not in avoid and cluster.primary_of(key) == port:
-            return key
-    raise AssertionError("no filler key found")
-
-
-def fill_replica_link(cluster: Cluster, primary: int, key: str, at_least: int = 2_000_000) -> int:
-    """With the replica stopped, write 1 MB values to ``key`` until the primary holds ``at_least``
-    bytes it cannot send (tests/ha.py's filler does this with PUBLISH, which a Cluster sends on its
-    bus instead). Returns the primary's replication offset after the filler."""
-    node = cluster.node(primary)
-
-    def held() -> int:
-        return max(int(client["omem"]) for client in node.client_list(_type="replica"))
-
-    for _ in range(64):
-        if held() >= at_least:
-            return node.info("replication")["master_repl_offset"]
-        node.set(key, b"x" * 1_000_000)
-    raise AssertionError(f"the primary still sends everything to its stopped replica ({held()} bytes held)")
-
-
 def test_a_replica_that_was_behind_takes_over_and_no_value_repeats(tmp_path):
     with Cluster(tmp_path / "redis") as cluster, Apps(tmp_path / "app", cluster=cluster.seeds).serve() as port:
         tokens = users_in_every_shard(port, cluster)
@@ -145,7 +115,7 @@ def test_a_replica_that_was_behind_takes_over_and_no_value_repeats(tmp_path):
         with Load([port], tokens, names, threads=12) as load:
             load.run_for(1, at_least=300)
             cluster.servers[replica].pause()  # SIGSTOP: what the primary sends now piles up
-            sent = fill_replica_link(cluster, victim, filler_key(cluster, victim, avoid))
+            sent = cluster.fill_replica_link(victim, cluster.filler_key(victim, avoid))
             load.run_for(1, at_least=300)  # acknowledged, and never to reach the replica
             acknowledged = cluster.node(victim).info("replication")["master_repl_offset"]
             killed = time.monotonic()
@@ -222,19 +192,9 @@ def test_three_app_servers_on_one_cluster_and_one_database_hand_out_no_value_twi
 
 def test_manage_py_check_names_every_shard(tmp_path):
     with Cluster(tmp_path / "redis") as cluster:
-        env = {
-            "PATH": os.environ["PATH"],
-            "DATA_DIR": str(tmp_path),
-            "REDIS_CLUSTER_NODES": cluster.seeds,
-            "SECRET_KEY": "k" * 50,
-            "JWT_SIGNING_KEY": "j" * 64,
-        }
 
         def check() -> tuple[list[str], str]:
-            r = subprocess.run(
-                [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, cwd=BASE_DIR
-            )
-            return r.stdout.splitlines(), r.stderr
+            return manage_check(tmp_path, REDIS_CLUSTER_NODES=cluster.seeds)
 
         out, err = check()
         primaries = sorted((n for n in cluster.nodes() if n["role"] == "primary"), key=lambda n: n["port"])
@@ -339,19 +299,6 @@ def test_the_readmes_redis_user_serves_on_a_cluster(tmp_path):
             cluster.move_slot(slot, target, midway=take)
             take()
             assert 1 < taken[0] < taken[1], taken
-        r = subprocess.run(
-            [sys.executable, "manage.py", "check"],
-            env={
-                "PATH": os.environ["PATH"],
-                "DATA_DIR": str(tmp_path),
-                "REDIS_CLUSTER_NODES": cluster.seeds,
-                "SECRET_KEY": "k" * 50,
-                "JWT_SIGNING_KEY": "j" * 64,
-                **env,
-            },
-            capture_output=True,
-            text=True,
-            cwd=BASE_DIR,
-        )
-        assert r.stdout.startswith("Counters on a Redis Cluster of 3 shards"), (r.stdout, r.stderr)
-        assert "counters.W001" not in r.stderr
+        out, err = manage_check(tmp_path, REDIS_CLUSTER_NODES=cluster.seeds, **env)
+        assert out[0].startswith("Counters on a Redis Cluster of 3 shards"), (out, err)
+        assert "counters.W001" not in err

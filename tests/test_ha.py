@@ -5,11 +5,7 @@ client threads that take `next` on a few counters throughout, keeping every valu
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +16,7 @@ from tests.ha import (
     Load,
     Replicated,
     fill_replica_link,
+    manage_check,
     request,
     shared_database,
     user_with_counters,
@@ -27,7 +24,6 @@ from tests.ha import (
 )
 
 pytestmark = pytest.mark.ha
-BASE_DIR = Path(__file__).resolve().parent.parent
 
 NAMES = ["a", "b", "c"]
 PASSWORD = "a-long-enough-passphrase"
@@ -155,19 +151,9 @@ def role(server) -> str:
 
 def test_manage_py_check_names_the_topology_and_what_weakens_it(tmp_path):
     with Replicated(tmp_path / "redis") as setup:
-        env = {
-            "PATH": os.environ["PATH"],
-            "DATA_DIR": str(tmp_path),
-            "REDIS_SENTINELS": setup.addresses,
-            "SECRET_KEY": "k" * 50,
-            "JWT_SIGNING_KEY": "j" * 64,
-        }
 
         def check() -> tuple[list[str], str]:
-            r = subprocess.run(
-                [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, cwd=BASE_DIR
-            )
-            return r.stdout.splitlines(), r.stderr
+            return manage_check(tmp_path, REDIS_SENTINELS=setup.addresses)
 
         out, err = check()
         assert out[0] == (
