@@ -75,12 +75,18 @@ def on_port(cluster: Cluster, tokens: dict[str, str], port: int) -> list[str]:
     return [name for name, token in tokens.items() if cluster.primary_of(counter_key(token, name)) == port]
 
 
+def shard_of_the_first(cluster: Cluster, tokens: dict[str, str]) -> tuple[int, int, list[str]]:
+    """The primary that serves the first counter's slot, its replica, and every counter it serves."""
+    name, token = next(iter(tokens.items()))
+    primary = cluster.primary_of(counter_key(token, name))
+    return primary, cluster.replica_of(primary), on_port(cluster, tokens, primary)
+
+
 def test_a_primary_killed_is_503_for_its_slots_alone_until_its_replica_takes_over(tmp_path):
     with Cluster(tmp_path / "redis") as cluster, Apps(tmp_path / "app", cluster=cluster.seeds).serve() as port:
         tokens = users_in_every_shard(port, cluster)
         names = list(tokens)
-        victim = cluster.primary_of(counter_key(tokens[names[0]], names[0]))
-        replica, theirs = cluster.replica_of(victim), on_port(cluster, tokens, victim)
+        victim, replica, theirs = shard_of_the_first(cluster, tokens)
         with Load([port], tokens, names, threads=12) as load:
             load.run_for(1, at_least=300)
             killed = time.monotonic()
@@ -109,8 +115,7 @@ def test_a_replica_that_was_behind_takes_over_and_no_value_repeats(tmp_path):
     with Cluster(tmp_path / "redis") as cluster, Apps(tmp_path / "app", cluster=cluster.seeds).serve() as port:
         tokens = users_in_every_shard(port, cluster)
         names = list(tokens)
-        victim = cluster.primary_of(counter_key(tokens[names[0]], names[0]))
-        replica, theirs = cluster.replica_of(victim), on_port(cluster, tokens, victim)
+        victim, replica, theirs = shard_of_the_first(cluster, tokens)
         avoid = {key_slot(counter_key(token, name)) for name, token in tokens.items()}
         with Load([port], tokens, names, threads=12) as load:
             load.run_for(1, at_least=300)
@@ -223,8 +228,7 @@ def test_a_hung_primary_is_a_503_in_bounded_time_and_its_slots_come_back(tmp_pat
     ):
         tokens = users_in_every_shard(port, cluster, per_shard=1)
         names = list(tokens)
-        victim = cluster.primary_of(counter_key(tokens[names[0]], names[0]))
-        replica = cluster.replica_of(victim)
+        victim, replica, _ = shard_of_the_first(cluster, tokens)
         # a thread per counter, a worker more than threads: no request waits for a worker, so each
         # answer's time is the service's own
         with Load([port], tokens, names, threads=3) as load:
