@@ -4,35 +4,6 @@ from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import ApiKey, ProviderIdentity
 from accounts.services import api_key_revoke
-from counters import services, store
-from counters.models import Counter
-
-
-class CounterInline(admin.TabularInline):
-    """A user's counters with their live values, all read in one Redis round trip."""
-
-    model = Counter
-    fields = ["name", "value", "reserved_through", "created_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="value")
-    def value(self, obj: Counter):
-        # Django makes the inline anew for each request, so this reads one user's values once.
-        if not hasattr(self, "_values"):
-            rows = list(Counter.objects.filter(owner_id=obj.owner_id))
-            try:
-                values = services.counter_values(rows)
-            except (store.CounterStoreUnavailable, services.CounterNotFound):
-                values = [None] * len(rows)
-            self._values = {row.pk: value for row, value in zip(rows, values, strict=True)}
-        value = self._values.get(obj.pk)
-        return "unavailable" if value is None else value
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -63,7 +34,8 @@ admin.site.unregister(get_user_model())
 
 @admin.register(get_user_model())
 class IncrementificUserAdmin(UserAdmin):
-    inlines = [CounterInline, ApiKeyInline, ProviderIdentityInline]
+    # counters/admin.py puts the user's counters first (accounts knows nothing of counters).
+    inlines = [ApiKeyInline, ProviderIdentityInline]
 
 
 @admin.register(ApiKey)

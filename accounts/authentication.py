@@ -8,6 +8,7 @@ from rest_framework_simplejwt.authentication import JWTStatelessUserAuthenticati
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import store
 from accounts.scopes import EVERYTHING, KeyScope, ScopeDenied
 from accounts.services import (
     KEY_PREFIX,
@@ -17,7 +18,6 @@ from accounts.services import (
     api_key_user_id,
     put_back_revocation_mark,
 )
-from counters import store
 
 
 class ApiKeyUser:
@@ -176,7 +176,7 @@ class CheckedInStore:
     def revocation_checked_in_store(self) -> bool:
         return self.request.method != "OPTIONS"
 
-    def as_caller(self, service: Callable[..., store.State], *, action: str, **kwargs) -> store.State:
+    def as_caller(self, service: Callable[..., object], *, action: str, **kwargs) -> object:
         """``service(owner_id=…, credential=…, **kwargs)``, a counter call (services.counter_next
         and such, which does ``action`` on the counter ``kwargs["name"]``) for the request's user,
         which checks ``credential``, and an API key's scope, in its own Redis call."""

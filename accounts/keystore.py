@@ -8,7 +8,7 @@ actions it may take (``,read,next,``), and ``s`` if it is limited to some counte
 ``n:<name>`` for each (so that one HMGET of a counter's script asks about its counter).
 
 A key that names its owner (``inc_<id>.…``, every key issued now) has its entry in the owner's
-slot, ``ctr:{u<id>}:~key:<sha256>`` (counters.store.keys.api_key_entry), where a counter's own
+slot, ``ctr:{u<id>}:~key:<sha256>`` (incrementific.redis.keys.api_key_entry), where a counter's own
 script can check it in the same call. Keys issued before they named their owner
 have theirs at ``akey:<sha256>``. A missing entry means nothing: the caller falls back to SQL
 and puts the entry back. Entries are deleted with their row, and when their user is deactivated.
@@ -18,9 +18,9 @@ import math
 import time
 from datetime import UTC, datetime
 
+from accounts import store
 from accounts.scopes import KeyScope
-from counters import store
-from counters.store import keys
+from incrementific.redis import keys
 
 
 def key(hashed: str, owner_id: int | None) -> str:

@@ -38,7 +38,7 @@ class ApiKey(models.Model):
 
 class TokenRevocation(models.Model):
     """When a user's access tokens were last revoked (epoch milliseconds): the durable copy of the
-    mark a counter's script checks in Redis (counters.store.keys.revocation). Redis's copy is
+    mark a counter's script checks in Redis (incrementific.redis.keys.revocation). Redis's copy is
     fenced where a replica can be promoted; one a primary did not write itself, or none at all,
     is read from here. Keyed by the user's id alone: a deleted user's mark outlives them."""
 

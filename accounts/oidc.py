@@ -39,8 +39,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 from rest_framework import authentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
-from accounts import services
-from counters import store
+from accounts import services, store
 
 logger = logging.getLogger(__name__)
 

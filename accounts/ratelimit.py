@@ -1,6 +1,6 @@
 """Rate limits shared by every gunicorn worker: fixed windows counted in Redis.
 
-A window (counters.store.keys.account_rate) is INCR'd and given a TTL in one pipelined
+A window (incrementific.redis.keys.account_rate) is INCR'd and given a TTL in one pipelined
 round trip, so every worker and every machine counts into the same number (DRF's own
 throttles keep a list in the cache and write it back, which races between processes). Rates
 are "N/second", "N/minute", "N/hour" or "N/day" from settings.RATE_LIMITS; "" turns one off.
@@ -8,7 +8,7 @@ are "N/second", "N/minute", "N/hour" or "N/day" from settings.RATE_LIMITS; "" tu
 
 from django.conf import settings
 
-from counters import store
+from accounts import store
 from incrementific import metrics, rates
 
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.scopes import ACTIONS
-from counters.serializers import CounterNameField
+from incrementific.names import CounterNameField
 
 USERNAME_TAKEN = "A user with that username already exists."
 

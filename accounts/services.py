@@ -7,21 +7,23 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from accounts import keystore
+from accounts import keystore, store
 from accounts.models import ApiKey, ProviderIdentity, TokenRevocation
 from accounts.scopes import ACTIONS, KeyScope
-from counters import store as counter_store
-from counters.services import counter_create
-
-DEFAULT_COUNTER = "default"
 
 
 class UsernameTaken(Exception):
     pass
+
+
+# Sent with ``user`` inside the transaction that makes an account (a sign-up, a provider's first
+# log-in); a receiver that raises rolls the account back. counters makes the `default` counter.
+user_registered = Signal()
 
 
 class ApiKeyNotFound(Exception):
@@ -29,8 +31,9 @@ class ApiKeyNotFound(Exception):
 
 
 def user_register(*, username: str, password: str, email: str = "") -> AbstractUser:
-    """Create a user with their `default` counter at 0, both or neither (a Redis failure
-    rolls the user back)."""
+    """Create a user; what comes with an account (counters' `default` counter at 0, from
+    :data:`accounts.signals.user_registered`) comes in the same transaction, or nothing does
+    (a Redis failure rolls the user back)."""
     User = get_user_model()
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
@@ -40,7 +43,7 @@ def user_register(*, username: str, password: str, email: str = "") -> AbstractU
                 user = User.objects.create_user(username=username, password=password, email=email)
         except IntegrityError:
             raise UsernameTaken() from None
-        counter_create(owner_id=user.id, name=DEFAULT_COUNTER)
+        user_registered.send(sender=User, user=user)
     return user
 
 
@@ -73,7 +76,7 @@ def user_for_provider_subject(*, issuer: str, subject: str, claims: dict) -> Abs
         with transaction.atomic():
             user = User.objects.create_user(username=_free_username(str(wanted)), password=None, email=email)
             ProviderIdentity.objects.create(user=user, issuer=issuer, subject=subject)
-            counter_create(owner_id=user.id, name=DEFAULT_COUNTER)
+            user_registered.send(sender=User, user=user)
     except IntegrityError:  # a concurrent first login made it
         return ProviderIdentity.objects.select_related("user").get(issuer=issuer, subject=subject).user
     return user
@@ -230,7 +233,7 @@ def revoke_access_tokens(*, user_id: int) -> None:
     mark = int(time.time() * 1000)
     with transaction.atomic():
         TokenRevocation.objects.update_or_create(user_id=user_id, defaults={"mark": mark})
-        counter_store.revoke_tokens(user_id, lifetime=_access_lifetime(), mark=mark)
+        store.revoke_tokens(user_id, lifetime=_access_lifetime(), mark=mark)
 
 
 def revocation_mark(user_id: int) -> int:
@@ -241,7 +244,7 @@ def revocation_mark(user_id: int) -> int:
 def put_back_revocation_mark(user_id: int) -> None:
     """Redis holds no mark of this primary's own for the user (store.RevocationUnknown): put
     SQL's back (0 if none), so the next check is Redis's alone again."""
-    counter_store.revoke_tokens(user_id, lifetime=_access_lifetime(), mark=revocation_mark(user_id))
+    store.revoke_tokens(user_id, lifetime=_access_lifetime(), mark=revocation_mark(user_id))
 
 
 def _access_lifetime() -> int:

@@ -2,10 +2,9 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts import keystore
+from accounts import keystore, store
 from accounts.models import ApiKey, ProviderIdentity
 from accounts.services import revoke_access_tokens
-from counters import store as counter_store
 
 
 @receiver(post_delete, sender=ApiKey)
@@ -25,7 +24,7 @@ def revoke_credentials_of_inactive_users(sender, instance, **kwargs) -> None:
         revoke_access_tokens(user_id=instance.pk)
         # A provider's later tokens then find the user in SQL, inactive: refused (accounts/oidc.py).
         identities = ProviderIdentity.objects.filter(user_id=instance.pk).values_list("issuer", "subject")
-        counter_store.identity_forget(list(identities))
+        store.identity_forget(list(identities))
 
 
 @receiver(post_delete, sender=get_user_model())
@@ -36,4 +35,4 @@ def revoke_access_tokens_of_deleted_users(sender, instance, **kwargs) -> None:
 @receiver(post_delete, sender=ProviderIdentity)
 def forget_deleted_identity(sender, instance: ProviderIdentity, **kwargs) -> None:
     """A provider's tokens for a deleted account (or an unlinked subject) no longer name it."""
-    counter_store.identity_forget([(instance.issuer, instance.subject)])
+    store.identity_forget([(instance.issuer, instance.subject)])

@@ -6,7 +6,7 @@ from accounts import services
 
 class RefreshToken(tokens.RefreshToken):
     """simplejwt's refresh token, carrying the user's revocation mark as `rev`; the access
-    tokens made from it copy the claim (see counters.store.keys.revocation). The mark is SQL's,
+    tokens made from it copy the claim (see incrementific.redis.keys.revocation). The mark is SQL's,
     which Redis's copy may have lost (a flush, a failover)."""
 
     @classmethod

@@ -29,8 +29,6 @@ from accounts.services import (
 )
 from accounts.throttling import AddressThrottle
 from accounts.views import login_username
-from counters.selectors import counter_list
-from counters.web import next_url
 from incrementific.web import page, validated
 
 # The token endpoint's own words for a wrong username or password.
@@ -195,12 +193,10 @@ def keys(request):
             status = 400
     context = {
         "keys": ApiKey.objects.filter(user_id=request.user.id).order_by("-created_at", "-id"),
-        "counter_names": list(counter_list(owner_id=request.user.id).values_list("name", flat=True)),
         "all_actions": ACTIONS,
         "values": values,
         "errors": errors,
         "new_key": new_key,
-        "next_url": next_url(request),
     }
     response = render(request, "web/keys.html", context, status=status)
     if new_key:

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import IncrementificUserAdmin
 from counters import history, services, store
 from counters.history import Actor
 from counters.models import Counter, CounterChange
@@ -211,3 +212,34 @@ class CounterChangeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class CounterInline(admin.TabularInline):
+    """A user's counters with their live values, all read in one Redis round trip."""
+
+    model = Counter
+    fields = ["name", "value", "reserved_through", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="value")
+    def value(self, obj: Counter):
+        # Django makes the inline anew for each request, so this reads one user's values once.
+        if not hasattr(self, "_values"):
+            rows = list(Counter.objects.filter(owner_id=obj.owner_id))
+            try:
+                values = services.counter_values(rows)
+            except (store.CounterStoreUnavailable, services.CounterNotFound):
+                values = [None] * len(rows)
+            self._values = {row.pk: value for row, value in zip(rows, values, strict=True)}
+        value = self._values.get(obj.pk)
+        return "unavailable" if value is None else value
+
+
+# A user's page shows their counters first, above the API keys and identities that accounts shows.
+IncrementificUserAdmin.inlines = [CounterInline, *IncrementificUserAdmin.inlines]

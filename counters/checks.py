@@ -15,7 +15,8 @@ from contextvars import ContextVar
 
 from django.core.checks import Tags, Warning, register
 
-from counters import store
+from incrementific.redis import CounterStoreUnavailable
+from incrementific.redis.inspect import Report, Shard, inspect
 
 # How many counter keys to sample for a TTL: enough to catch a habit, cheap on a big keyspace.
 TTL_SAMPLE = 1000
@@ -43,8 +44,8 @@ def describe_counter_redis() -> str | None:
     """The topology the counters run on, as found, in one line (None if Redis does not answer:
     check_counter_redis says so)."""
     try:
-        report = store.inspect(0)
-    except store.CounterStoreUnavailable:
+        report = inspect(0)
+    except CounterStoreUnavailable:
         return None
     if report.topology == "single":
         address = report.primary.address
@@ -65,8 +66,8 @@ def describe_counter_redis() -> str | None:
 
 def check_counter_redis() -> list[Warning]:
     try:
-        report = store.inspect(TTL_SAMPLE)
-    except store.CounterStoreUnavailable as exc:
+        report = inspect(TTL_SAMPLE)
+    except CounterStoreUnavailable as exc:
         return [
             Warning(
                 f"Could not check the counters' Redis configuration: {exc}",
@@ -138,7 +139,7 @@ def _persistence_warnings(config: dict[str, str]) -> list[Warning]:
     return warnings
 
 
-def _failover_warnings(report: store.Report, shard: store.Shard) -> list[Warning]:
+def _failover_warnings(report: Report, shard: Shard) -> list[Warning]:
     """What weakens the guarantees where a replica can be promoted (README, 'Redis in production')."""
     warnings = []
     writable = [r.address for r in shard.replicas if r.config.get("replica-read-only") == "no"]

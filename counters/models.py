@@ -1,21 +1,14 @@
 from django.conf import settings
-from django.core.validators import RegexValidator
 from django.db import models
 
+from incrementific.names import NAME_PATTERN, validate_counter_name  # noqa: F401  (migrations name it here)
+
 MAX_VALUE = 2**63 - 1
-NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
-# A name of `.` or `..` alone is a path step to every HTTP client that follows RFC 3986: curl
-# asks for /api/counters/.. as /api/, so such a counter could never be reached by its URL. The
-# URL patterns still match them, for any created before they were refused.
-validate_counter_name = RegexValidator(
-    rf"\A(?!\.\.?\Z){NAME_PATTERN}\Z",
-    "Use 1 to 64 characters: letters, digits, '_', '.' or '-', and not '.' or '..' alone.",
-    code="invalid_name",
-)
+DEFAULT_COUNTER = "default"  # every account starts with it (counters/signals.py)
 
 
 class Counter(models.Model):
-    """A named counter. Its value lives in Redis (counters/store/), never in this table.
+    """A named counter. Its value lives in Redis (counters/store.py), never in this table.
 
     `reserved_through` is the durable half of the design: no value above it has ever been handed
     out or set, and it only ever rises. When Redis forgets a counter, the counter resumes there.

@@ -6,7 +6,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from counters.models import MAX_VALUE, CounterChange, validate_counter_name
+from counters.models import MAX_VALUE, CounterChange
+from incrementific.names import CounterNameField
 
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only; [0-9] never matches other scripts' digits
 
@@ -44,18 +45,6 @@ class StrictIntegerField(serializers.Field):
 
     def to_representation(self, value) -> int:
         return value
-
-
-class CounterNameField(serializers.CharField):
-    """A string of the name characters; a JSON number is not quietly turned into one."""
-
-    def __init__(self, **kwargs):
-        super().__init__(max_length=64, trim_whitespace=False, validators=[validate_counter_name], **kwargs)
-
-    def to_internal_value(self, data) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class CounterCreateSerializer(serializers.Serializer):

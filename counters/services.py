@@ -28,10 +28,11 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.fields import DateTimeField
 
+from accounts.store import Credential, TokenRev
 from counters import history, store
 from counters.history import Actor
 from counters.models import MAX_VALUE, Counter, CounterChange
-from incrementific import metrics
+from incrementific import idempotency, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _with_state(
     owner_id: int,
     name: str,
     op: Callable[[int | None, bool], store.State],
-    idempotent: store.Idempotent | None = None,
+    idempotent: idempotency.Idempotent | None = None,
 ) -> store.State:
     """Run a store operation, restoring forgotten state and reserving values as it asks.
     Only the first attempt counts against the owner's COUNTER_RATE_LIMIT. A request with an
@@ -148,7 +149,7 @@ def _with_state(
     except Exception:  # re-raised: whatever failed, the request's hold must not outlive it
         if idempotent is not None:
             try:
-                store.release(owner_id, idempotent)
+                idempotency.release(owner_id, idempotent)
             except store.CounterStoreUnavailable:
                 pass  # Redis is down: the hold expires by itself, in 30 s
         raise
@@ -188,10 +189,10 @@ def counter_create(*, owner_id: int, name: str, value: int = 0, actor: Actor = h
 
 
 # ``credential`` below: what the store checks about the caller in the same Redis call (an
-# access token's rev, an API key not checked yet; see store.Credential). Refused, nothing changed.
+# access token's rev, an API key not checked yet; see Credential). Refused, nothing changed.
 
 
-# ``idempotent`` below: the request's Idempotency-Key (see store.Idempotent); a request that
+# ``idempotent`` below: the request's Idempotency-Key (see idempotency.Idempotent); a request that
 # made its change already gets the same state again, marked ``replayed``, and changes nothing.
 
 
@@ -200,8 +201,8 @@ def counter_next(
     owner_id: int,
     name: str,
     step: int = 1,
-    credential: store.Credential = None,
-    idempotent: store.Idempotent | None = None,
+    credential: Credential = None,
+    idempotent: idempotency.Idempotent | None = None,
 ) -> store.State:
     """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
     state = _with_state(
@@ -228,8 +229,8 @@ def counter_set(
     owner_id: int,
     name: str,
     value: int,
-    credential: store.Credential = None,
-    idempotent: store.Idempotent | None = None,
+    credential: Credential = None,
+    idempotent: idempotency.Idempotent | None = None,
     actor: Actor = history.SYSTEM,
     kind: str = CounterChange.Kind.SET,
 ) -> store.State:
@@ -258,7 +259,7 @@ def counter_set(
     return state
 
 
-def counter_get(*, owner_id: int, name: str, counted: bool = True, credential: store.Credential = None) -> store.State:
+def counter_get(*, owner_id: int, name: str, counted: bool = True, credential: Credential = None) -> store.State:
     state = _with_state(
         owner_id=owner_id,
         name=name,
@@ -269,7 +270,7 @@ def counter_get(*, owner_id: int, name: str, counted: bool = True, credential: s
 
 
 def counter_values(
-    rows: list[Counter], *, counted_for: int | None = None, credential: store.TokenRev | None = None
+    rows: list[Counter], *, counted_for: int | None = None, credential: TokenRev | None = None
 ) -> list[int]:
     """The values of many counters, read in one round trip (plus a restore for any lost).
     ``counted_for``: the user whose COUNTER_RATE_LIMIT (and revocation mark) the read checks."""

@@ -23,10 +23,11 @@ from rest_framework.views import APIView
 from accounts import ratelimit
 from accounts.authentication import CheckedInStore
 from accounts.serializers import RegisterSerializer
-from accounts.services import DEFAULT_COUNTER, UsernameTaken, api_key_create, user_register
+from accounts.services import UsernameTaken, api_key_create, user_register
 from accounts.throttling import LoginThrottle
 from counters import services
 from counters.history import Actor
+from counters.models import DEFAULT_COUNTER
 from counters.serializers import StrictIntegerField
 from incrementific import idempotency
 from incrementific.exceptions import JSON_API, exception_handler, prototype_error_body

@@ -8,7 +8,6 @@ from rest_framework.response import Response
 from accounts.authentication import CheckedInStore, key_scope, token_credential, with_revocation_mark
 from counters import history, services
 from counters.history import Actor
-from counters.models import NAME_PATTERN
 from counters.selectors import counter_history, counter_list
 from counters.serializers import (
     CounterChangeSerializer,
@@ -21,6 +20,7 @@ from counters.serializers import (
 )
 from incrementific import idempotency
 from incrementific.browsable import Described
+from incrementific.names import NAME_PATTERN
 from incrementific.rendering import RenderNow
 from incrementific.schema import IDEMPOTENCY_KEY, responses
 

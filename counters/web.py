@@ -152,7 +152,7 @@ def _patiently(change):
     while True:
         try:
             return change()
-        except store.IdempotencyKeyInProgress:
+        except idempotency.IdempotencyKeyInProgress:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -165,19 +165,19 @@ def _once(request, idempotent, change):
     if idempotent is None:
         done = change()
     else:
-        kept = _patiently(lambda: store.idempotency_begin(request.user.id, idempotent))
+        kept = _patiently(lambda: idempotency.begin(request.user.id, idempotent))
         if kept is not None:
             done = json.loads(kept)
         else:
             try:
                 done = change()
             except BaseException:
-                store.release(request.user.id, idempotent)
+                idempotency.release(request.user.id, idempotent)
                 raise
             if isinstance(done, HttpResponse):
-                store.release(request.user.id, idempotent)
+                idempotency.release(request.user.id, idempotent)
             else:
-                store.idempotency_finish(request.user.id, idempotent, json.dumps(done).encode())
+                idempotency.finish(request.user.id, idempotent, json.dumps(done).encode())
     if isinstance(done, HttpResponse):
         return done
     message, location = done

@@ -18,6 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.ratelimit import RateLimited
 from accounts.scopes import ScopeDenied
+from accounts.store import TokenRevoked
 from counters import store
 from counters.services import (
     CounterAlreadyExists,
@@ -26,8 +27,8 @@ from counters.services import (
     CounterOverflow,
     CounterOwnerMissing,
 )
-from counters.store import CounterStoreUnavailable
-from incrementific import metrics, surfaces
+from incrementific import idempotency, metrics, surfaces
+from incrementific.redis import CounterStoreUnavailable
 
 JSON_API = "application/vnd.api+json"
 
@@ -73,7 +74,7 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.PermissionDenied()
     if isinstance(exc, ScopeDenied):
         return _scope_denied(exc)
-    if isinstance(exc, store.TokenRevoked):
+    if isinstance(exc, TokenRevoked):
         return exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked")
     if isinstance(exc, RateLimited | store.RateLimited):
         return exceptions.Throttled(wait=exc.retry_after)
@@ -89,11 +90,11 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.AuthenticationFailed("User not found.", "user_not_found")
     if isinstance(exc, CounterOverflow):
         return Conflict("The value would pass 9223372036854775807; nothing changed.", "counter_overflow")
-    if isinstance(exc, store.IdempotencyKeyReused):
+    if isinstance(exc, idempotency.IdempotencyKeyReused):
         return Unprocessable(
             "This Idempotency-Key was sent before with another request; nothing changed.", "idempotency_key_reused"
         )
-    if isinstance(exc, store.IdempotencyKeyInProgress):
+    if isinstance(exc, idempotency.IdempotencyKeyInProgress):
         return Conflict(
             "The first request with this Idempotency-Key is still being answered; try again.",
             "idempotency_key_in_progress",

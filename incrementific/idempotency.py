@@ -5,7 +5,8 @@ first answer again, byte for byte, with `Idempotent-Replayed: true`, and changes
 key is 1 to 255 printable ASCII characters, sent bare or as a structured-field string
 (`"8e03978e-..."`). Records are kept IDEMPOTENCY_KEY_SECONDS (default a day), per user; for a
 counter's next and set, in the counter's own slot, checked and written by its own script
-(counters/store.py), so a keyed `next` is one round trip as an unkeyed one is.
+(counters/store.py), so a keyed `next` is one round trip as an unkeyed one is; for any other
+change, by the verbs below, around it (:func:`idempotent_change`).
 """
 
 import base64
@@ -13,6 +14,7 @@ import functools
 import json
 import re
 import secrets
+from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
@@ -21,13 +23,59 @@ from django.conf import settings
 from django.http import HttpResponse
 from rest_framework import exceptions
 
-from counters import store
+from incrementific.redis import keys, run, scripts
+from incrementific.redis.replies import Reply
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 REPLAYED = "Idempotent-Replayed"
 _BARE = re.compile(r"[\x20-\x7e]{1,255}")
 _QUOTED = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
 MALFORMED = "Must be 1 to 255 printable ASCII characters, bare or as a quoted string."
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was used before for another request; nothing changed."""
+
+
+class IdempotencyKeyInProgress(Exception):
+    """The first request with this Idempotency-Key is still going on; nothing changed."""
+
+
+@dataclass(frozen=True)
+class Idempotent:
+    """A change sent with an Idempotency-Key: its record is kept for ``seconds`` in the owner's
+    slot (see keys.idempotency), checked and written by the counter's own script, or by the
+    verbs below for the changes that are not a counter's script."""
+
+    key: str  # the client's key
+    fingerprint: str  # what the request asked for (method, path, its input)
+    seconds: int
+    # This request's own: the attempts that one request makes (after a reservation or a restore)
+    # go on where the first left off; another request with the same key waits (409).
+    attempt: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+def begin(owner_id: int, idempotent: Idempotent) -> bytes | None:
+    """Hold the key for this request, or the answer kept for it (bytes, as finish() was given).
+    Raises IdempotencyKeyReused or IdempotencyKeyInProgress."""
+    record = keys.idempotency(owner_id, idempotent.key)
+    reply = run(scripts.IDEMPOTENCY_BEGIN, [record], [idempotent.fingerprint, idempotent.attempt])
+    if reply[0] == Reply.IDEMPOTENCY_KEY_REUSED:
+        raise IdempotencyKeyReused()
+    if reply[0] == Reply.IDEMPOTENCY_KEY_IN_PROGRESS:
+        raise IdempotencyKeyInProgress()
+    return reply[1] if reply[0] == Reply.REPLAYED else None
+
+
+def finish(owner_id: int, idempotent: Idempotent, answer: bytes) -> None:
+    """Keep the answer of a request that held its key, for idempotent.seconds."""
+    record = keys.idempotency(owner_id, idempotent.key)
+    run(scripts.IDEMPOTENCY_FINISH, [record], [idempotent.fingerprint, idempotent.attempt, answer, idempotent.seconds])
+
+
+def release(owner_id: int, idempotent: Idempotent) -> None:
+    """After a request that failed between its attempts (a 503, a 404): forget its hold."""
+    run(scripts.IDEMPOTENCY_RELEASE, [keys.idempotency(owner_id, idempotent.key)], [idempotent.attempt])
 
 
 def client_key(request) -> str | None:
@@ -50,7 +98,7 @@ def client_key(request) -> str | None:
 BROWSABLE_FIELD = "_idempotency_key"
 
 
-def of(request, **what) -> store.Idempotent | None:
+def of(request, **what) -> Idempotent | None:
     """The change's Idempotency-Key, if it was sent one, for the store: ``what`` is the request's
     validated input (a step, a value), which with its method and path says what it asked for."""
     key = client_key(request)
@@ -67,7 +115,7 @@ def of(request, **what) -> store.Idempotent | None:
 FORM_FIELD = "idempotency_key"
 
 
-def of_form(request, **what) -> store.Idempotent | None:
+def of_form(request, **what) -> Idempotent | None:
     """The key a web app's form was sent with (see form_key()); a malformed one is ignored."""
     key = request.POST.get(FORM_FIELD, "")
     return _idempotent(request, key, what) if _BARE.fullmatch(key) else None
@@ -77,16 +125,16 @@ def form_key() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _idempotent(request, key: str | None, what: dict) -> store.Idempotent | None:
+def _idempotent(request, key: str | None, what: dict) -> Idempotent | None:
     if key is None:
         return None
     fingerprint = json.dumps(
         [request.method, request.path_info, what], sort_keys=True, separators=(",", ":"), default=str
     )
-    return store.Idempotent(key, fingerprint, settings.IDEMPOTENCY_KEY_SECONDS)
+    return Idempotent(key, fingerprint, settings.IDEMPOTENCY_KEY_SECONDS)
 
 
-def mark(response, state: store.State):
+def mark(response, state):
     if state.replayed:
         response[REPLAYED] = "true"
     return response
@@ -120,7 +168,7 @@ def idempotent_change(method):
         if idempotent is None:
             return method(view, request, *args, **kwargs)
         owner = request.user.id
-        kept = store.idempotency_begin(owner, idempotent)
+        kept = begin(owner, idempotent)
         if kept is not None:
             return _replay(_sealer(idempotent.key).decrypt(kept))
         try:
@@ -128,17 +176,17 @@ def idempotent_change(method):
             if hasattr(response, "render"):  # a DRF Response (RenderNow's answers are rendered)
                 response.render()
         except BaseException:
-            store.release(owner, idempotent)
+            release(owner, idempotent)
             raise
         if response.status_code in NOT_KEPT:
-            store.release(owner, idempotent)
+            release(owner, idempotent)
             return response
         answer = {
             "status": response.status_code,
             "headers": {name: response[name] for name in KEPT_HEADERS if name in response},
             "body": base64.b64encode(response.content).decode(),
         }
-        store.idempotency_finish(owner, idempotent, _sealer(idempotent.key).encrypt(json.dumps(answer).encode()))
+        finish(owner, idempotent, _sealer(idempotent.key).encrypt(json.dumps(answer).encode()))
         return response
 
     return handler

@@ -149,7 +149,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0
 REDIS_TIMEOUT_SECONDS = envint("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
 # Redis Sentinel: the counters live on the primary that these Sentinels name for
 # REDIS_SENTINEL_MASTER, and REDIS_URL gives only the database number and the data password.
-# Empty: the single server at REDIS_URL. See counters/store/connection.py, README "Redis in production".
+# Empty: the single server at REDIS_URL. See incrementific/redis/connection.py, README "Redis in production".
 REDIS_SENTINELS = envaddresses("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster"
 REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD") or None
@@ -172,7 +172,7 @@ CACHES = {
             "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
             "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
             # One immediate retry reconnects a connection that died with a Redis restart (the
-            # store's own, counters/store/connection.py, and the pool's). Re-running `next` after a timeout
+            # store's own, incrementific/redis/connection.py, and the pool's). Re-running `next` after a timeout
             # can only skip a value, never repeat one.
             "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
         },

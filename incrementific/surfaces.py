@@ -11,15 +11,25 @@ V1 = "v1"
 API = "api"
 WEB = "web"
 
-# As the URLconf sees paths (without their leading slash). The prototype's are /v1/... and
-# /next, /current, /set and /register, each also under /v1 (incrementific/urls.py).
-PROTOTYPE_ROUTES = r"(?:v1|next|current|set|register)(?:/|$)"
+# The prototype's bare paths, each also under /v1/ (incrementific/urls.py routes them). Named
+# here once: the URLconf's catch-all, the error shapes, CORS and wsgi.py's bearer fast path.
+PROTOTYPE_PATHS = ("next", "current", "set", "register")
+
+# As the URLconf sees paths (without their leading slash).
+PROTOTYPE_ROUTES = rf"(?:v1|{'|'.join(PROTOTYPE_PATHS)})(?:/|$)"
 API_ROUTES = r"api(?:/|$)"
 # Every path that clients call with a bearer token, as a regex on the whole path (CORS).
 BEARER_PATHS = rf"^/(?:{PROTOTYPE_ROUTES}|{API_ROUTES})"
 
 _prototype = re.compile(f"/{PROTOTYPE_ROUTES}")
 _api = re.compile(f"/{API_ROUTES}")
+
+
+# Where the API answers, the prototype's paths included, as prefixes for str.startswith() (cheaper
+# than the regexes): bearer requests here skip the cookie middleware (wsgi.py). A path it takes
+# in that is no API path ("/settings") finds no route there and is answered by the pages'
+# URLconf all the same.
+API_PATH_PREFIXES = ("/api/", "/v1/", *(f"/{name}" for name in PROTOTYPE_PATHS))
 
 
 def surface(path: str) -> str:

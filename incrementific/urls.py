@@ -9,10 +9,10 @@ from accounts.urls import route
 from accounts.views import ApiKeyViewSet
 from counters import v1
 from counters import web as counter_pages
-from counters.models import NAME_PATTERN
 from counters.views import CounterViewSet
 from incrementific import schema, surfaces, views  # noqa: F401  (importing schema registers its OpenAPI extensions)
 from incrementific.browsable import ApiRootView
+from incrementific.names import NAME_PATTERN
 
 
 class Router(DefaultRouter):
@@ -37,10 +37,6 @@ class Router(DefaultRouter):
             mounted.append(re_path(f"^{self.mount}{regex}", url.callback, url.default_args, url.name))
         return mounted
 
-
-# Where the API answers, the prototype's paths included: bearer requests here skip the cookie
-# middleware (wsgi.py), and a miss here is a JSON 404 even for a browser (views.not_found).
-API_PATH_PREFIXES = ("/api/", "/v1/", "/next", "/current", "/set", "/register")
 
 # The web app for people in a browser (sessions, forms): accounts/web.py and counters/web.py.
 web_urlpatterns = [

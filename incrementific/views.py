@@ -19,8 +19,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from counters import store
 from incrementific import metrics, surfaces
+from incrementific import redis as store
 from incrementific.exceptions import error_response
 
 logger = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from rest_framework import exceptions
 
 from accounts.ratelimit import RateLimited
 from counters import store
+from incrementific import idempotency
 from incrementific.exceptions import describe
 
 # The pages load their own script and style sheet and nothing else, inline or from elsewhere.
@@ -34,8 +35,8 @@ _FAILURES = (
     DatabaseError,
     RateLimited,
     store.RateLimited,
-    store.IdempotencyKeyReused,
-    store.IdempotencyKeyInProgress,
+    idempotency.IdempotencyKeyReused,
+    idempotency.IdempotencyKeyInProgress,
 )
 
 

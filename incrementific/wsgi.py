@@ -21,7 +21,7 @@ django.setup(set_prefix=False)
 from incrementific import metrics  # noqa: E402
 from incrementific.logs import new_id as new_request_id  # noqa: E402
 from incrementific.logs import request_id  # noqa: E402
-from incrementific.urls import API_PATH_PREFIXES  # noqa: E402  (needs the apps loaded)
+from incrementific.surfaces import API_PATH_PREFIXES  # noqa: E402
 
 # What only a browser with cookies needs.
 BROWSER_ONLY = {

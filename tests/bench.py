@@ -27,6 +27,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+from incrementific.redis import connection, keys
 from incrementific.redis_server import RedisServer, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -151,7 +152,6 @@ def populate(users: int, counters_per_user: int) -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
-    from counters import store
     from counters.models import Counter
     from counters.services import rendered
 
@@ -162,12 +162,12 @@ def populate(users: int, counters_per_user: int) -> None:
     ids = list(User.objects.filter(username__startswith="bulk").values_list("id", flat=True))
     rows = [Counter(owner_id=uid, name=f"c{n}", reserved_through=1000) for uid in ids for n in range(counters_per_user)]
     Counter.objects.bulk_create(rows, batch_size=5000)
-    client = store.connection.client()
+    client = connection.client()
     created = rendered(Counter.objects.first().created_at)
     for start in range(0, len(rows), 5000):
         pipe = client.pipeline(transaction=False)
         for row in rows[start : start + 5000]:
-            pipe.hset(store.keys.counter(row.owner_id, row.name), mapping={"v": 0, "l": 1000, "c": created})
+            pipe.hset(keys.counter(row.owner_id, row.name), mapping={"v": 0, "l": 1000, "c": created})
         pipe.execute()
 
 
@@ -187,7 +187,7 @@ def main() -> int:
     try:
         stack.django()
         from accounts.services import api_key_create, user_register
-        from counters import services, store
+        from counters import services
         from tests.conftest import bearer
 
         user = user_register(username="bench", password=secrets.token_urlsafe(16))
@@ -240,9 +240,9 @@ def main() -> int:
 
         big = []
         if args.big:
-            before = store.connection.client().info("memory")["used_memory"]
+            before = connection.client().info("memory")["used_memory"]
             populate(10_000, 10)
-            memory = (store.connection.client().info("memory")["used_memory"] - before) / 100_000
+            memory = (connection.client().info("memory")["used_memory"] - before) / 100_000
             urls = {label: kw["url"] for label, kw in scenarios}
             next_url, list_url = urls["next, JWT"], urls["list of 50"]
             for connections in (1, 32):

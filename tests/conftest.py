@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from accounts.services import user_register
 from accounts.tokens import RefreshToken
-from counters import history, store
+from counters import history
+from incrementific.redis import connection
 from incrementific.redis_server import RedisServer
 
 _session_redis = None  # a RedisServer, or with TEST_REDIS_CLUSTER a tests.cluster.Cluster
@@ -60,7 +61,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _clean_redis():
-    client = store.connection.client()
+    client = connection.client()
     client.flushall() if CLUSTER else client.flushdb()
     history.mover.owners.clear()  # sets an earlier test made, which that flush took with it
 
@@ -68,7 +69,7 @@ def _clean_redis():
 @pytest.fixture
 def redis_conn():
     """The store's own client: django-redis's on one server, a RedisCluster with TEST_REDIS_CLUSTER."""
-    return store.connection.client()
+    return connection.client()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from counters import store
-from counters.store.keys import counter as key
+from incrementific.redis import connection
+from incrementific.redis.keys import counter as key
 from incrementific.redis_server import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ NOT_INTEGERS = [True, False, 1.0, "1", "1.0", "1e3", " 5", "+5", "1_000", "٣", 
 
 
 def redis_value(user, name: str) -> int | None:
-    raw = store.connection.client().hget(key(user.id, name), "v")
+    raw = connection.client().hget(key(user.id, name), "v")
     return None if raw is None else int(raw)
 
 
@@ -34,9 +34,9 @@ def one_read_per_primary(*keys_: str) -> list[str]:
     """What ``redis_round_trips`` records for a read of these keys (store.get_many): one
     pipeline of HMGETs; on a Cluster, one for each primary that holds some, each led by the
     fence's INFO."""
-    if store.connection.topology() != "cluster":
+    if connection.topology() != "cluster":
         return ["hmget"]
-    client = store.connection.client()
+    client = connection.client()
     return ["info"] * len({client.nodes_manager.get_node_from_slot(client.keyslot(k)).name for k in keys_})
 
 

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from accounts.services import api_key_create
 from counters import services
 from counters.models import Counter
-from counters.store.keys import counter as counter_key
+from incrementific.redis.keys import counter as counter_key
 from tests.helpers import one_read_per_primary, redis_value
 
 

@@ -2,6 +2,7 @@ import pytest
 
 from counters import store
 from counters.checks import check_counter_redis
+from incrementific.redis import connection, keys
 from incrementific.redis_server import RedisServer
 
 
@@ -14,14 +15,14 @@ def test_the_recommended_configuration_passes(private_redis):
 
 
 def test_appendfsync_everysec_is_a_warning(private_redis):
-    store.connection.client().config_set("appendfsync", "everysec")
+    connection.client().config_set("appendfsync", "everysec")
     [warning] = check_counter_redis()
     assert warning.id == "counters.W002"
     assert warning.msg.startswith("Redis appendfsync is 'everysec': a crash can bring counters back stale")
 
 
 def test_rdb_snapshots_only_is_a_warning(private_redis):
-    client = store.connection.client()
+    client = connection.client()
     client.config_set("appendonly", "no")
     client.config_set("save", "3600 1")
     assert ids(check_counter_redis()) == ["counters.W003"]
@@ -34,19 +35,19 @@ def test_no_persistence_is_a_warning(private_redis, tmp_path):
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
 def test_an_evicting_policy_is_a_warning(private_redis, policy):
-    store.connection.client().config_set("maxmemory-policy", policy)
+    connection.client().config_set("maxmemory-policy", policy)
     assert ids(check_counter_redis()) == ["counters.W005"]
 
 
 def test_volatile_policies_pass_since_counter_keys_never_expire(private_redis):
-    store.connection.client().config_set("maxmemory-policy", "volatile-lru")
+    connection.client().config_set("maxmemory-policy", "volatile-lru")
     assert check_counter_redis() == []
 
 
 def test_counter_keys_with_a_ttl_are_a_warning(private_redis):
     store.create(1, "a", value=0, limit=3, created="x")
     store.create(1, "b", value=0, limit=3, created="x")
-    store.connection.client().expire(store.keys.counter(1, "b"), 600)
+    connection.client().expire(keys.counter(1, "b"), 600)
     [warning] = check_counter_redis()
     assert warning.id == "counters.W006"
     assert warning.msg == "1 counter key(s) in Redis expire, e.g. ctr:{u1}:b."
@@ -61,7 +62,7 @@ def test_an_unreachable_redis_is_a_warning_not_a_crash(private_redis):
 def test_manage_py_check_runs_it(private_redis, capsys):
     from django.core.management import call_command
 
-    store.connection.client().config_set("maxmemory-policy", "allkeys-lru")
+    connection.client().config_set("maxmemory-policy", "allkeys-lru")
     call_command("check")
     assert "counters.W005" in capsys.readouterr().err
 
@@ -70,7 +71,7 @@ def test_commands_that_need_no_redis_do_not_check_it(private_redis, capsys, db):
     """migrate, createsuperuser and the rest: a Redis they do not use is none of their business."""
     from django.core.management import call_command
 
-    store.connection.client().config_set("maxmemory-policy", "allkeys-lru")
+    connection.client().config_set("maxmemory-policy", "allkeys-lru")
     call_command("migrate", verbosity=0)
     call_command("createsuperuser", username="root", email="", interactive=False, verbosity=0)
     assert capsys.readouterr().err == ""
@@ -82,5 +83,5 @@ def test_rate_windows_are_not_counters_with_a_ttl(private_redis, settings):
     settings.COUNTER_RATE_LIMIT = "5/minute"
     store.create(1, "a", value=0, limit=3, created="x")
     store.next_value(1, "a", 1)
-    assert store.connection.client().keys("*~rate*")
+    assert connection.client().keys("*~rate*")
     assert check_counter_redis() == []

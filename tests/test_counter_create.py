@@ -1,7 +1,7 @@
 import pytest
 
-from counters import store
 from counters.models import Counter
+from incrementific.redis import connection
 from tests.helpers import MAX, NO_CREDENTIALS, NOT_INTEGERS, redis_value
 
 
@@ -130,7 +130,7 @@ def test_a_token_that_outlived_its_user_cannot_create(alice_client, alice, redis
     redis_conn.delete(f"ctr:{{u{user_id}}}:~revoked")
     r = alice_client.post("/api/counters", {"name": "orphan"}, format="json")
     assert r.status_code == 401
-    if store.connection.fenced():
+    if connection.fenced():
         assert r.json() == {"detail": "Token has been revoked.", "code": "token_revoked"}
     else:
         assert r.json() == {"detail": "User not found.", "code": "user_not_found"}

@@ -1,6 +1,6 @@
 from counters import services
 from counters.models import Counter
-from counters.store.keys import counter as key
+from incrementific.redis.keys import counter as key
 from tests.helpers import NO_CREDENTIALS, NOT_FOUND, counter_url, redis_value
 
 

@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from counters import store
+from incrementific.redis import keys
 from tests.conftest import bearer
 from tests.helpers import counter_url, redis_value
 
@@ -80,4 +80,4 @@ def test_a_retry_inside_one_request_counts_once(alice, rate, redis_conn):
 
 
 def test_rate_windows_live_beside_the_counters(alice):
-    assert store.keys.rate(alice.id, 7) == f"ctr:{{u{alice.id}}}:~rate:7"
+    assert keys.rate(alice.id, 7) == f"ctr:{{u{alice.id}}}:~rate:7"

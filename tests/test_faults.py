@@ -11,6 +11,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from counters import services, store
+from incrementific.redis import connection as redis_connection
 from incrementific.redis_server import RedisServer, free_port
 from tests.conftest import bearer
 
@@ -110,7 +111,7 @@ def test_kill_9_and_restart_from_the_aof_loses_and_repeats_nothing(make_user, pr
 
 def test_flushall_resumes_above_every_value_handed_out(make_user, private_redis, settings):
     user = make_user()
-    flush = lambda: store.connection.client().flushall()  # noqa: E731
+    flush = lambda: redis_connection.client().flushall()  # noqa: E731
     hammer, before, after = run_fault(user, flush)
     assert_no_repeats_and_resumes_above(hammer, before, after)
     # What a flush may cost: the rest of the block reserved when Redis forgot the counter, and
@@ -195,7 +196,7 @@ def test_connections_redis_closed_are_reconnected_and_the_call_made_once_more(pr
     # them (a restart, a client timeout), the next call reconnects and is answered, not a 503.
     store.create(1, "c", value=0, limit=10**6, created="x")
     assert store.next_value(1, "c", 1).value == 1
-    assert store.connection.client().client_kill_filter(skipme=True) >= 1  # every connection but this one
+    assert redis_connection.client().client_kill_filter(skipme=True) >= 1  # every connection but this one
     assert store.next_value(1, "c", 1) == store.State(2, "x")
     assert store.get(1, "c").value == 2
 
@@ -235,7 +236,7 @@ def test_a_call_interrupted_before_it_reads_leaves_no_reply_for_the_next_call(re
     store.create(1, "a", value=0, limit=10**6, created="x")
     store.create(1, "b", value=100, limit=10**6, created="x")
     assert store.next_value(1, "a", 1).value == 1
-    conn = store.connection._idle.connections[-1]  # the one the next call takes (the last given back)
+    conn = redis_connection._idle.connections[-1]  # the one the next call takes (the last given back)
     monkeypatch.setattr(conn, "read_response", interrupt)
     with pytest.raises(Interrupted):
         store.next_value(1, "a", 1)

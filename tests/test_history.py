@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from accounts.services import api_key_create
 from counters import history, store
 from counters.models import CounterChange
+from incrementific.redis import keys
 from tests.helpers import counter_url
 from tests.test_metrics import through_wsgi
 
@@ -28,9 +29,9 @@ def test_create_set_and_a_keyed_set_are_recorded_newest_first_next_is_not(alice_
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert api_client.put(counter_url("invoices"), {"value": 7}).status_code == 200
     # the sets wait in the owner's Redis stream until something reads the history
-    assert redis_conn.xlen(store.keys.changes(alice.id)) == 2
+    assert redis_conn.xlen(keys.changes(alice.id)) == 2
     body = changes(alice_client, "invoices")
-    assert redis_conn.xlen(store.keys.changes(alice.id)) == 0
+    assert redis_conn.xlen(keys.changes(alice.id)) == 0
     assert body["count"] == 3 and body["next"] is None
     keyed, by_token, created = body["results"]
     assert keyed == {
@@ -145,7 +146,7 @@ def test_each_process_moves_its_sets_to_sql_in_the_background(tmp_path, private_
 
         user = call("POST", "/api/auth/register", {"username": "h", "password": "a-long-passphrase!"})
         call("PUT", "/api/counters/default", {"value": 12}, token=user["access"])
-        stream = store.keys.changes(user["id"])
+        stream = keys.changes(user["id"])
         raw = redis.Redis(port=private_redis.port)
         assert raw.xlen(stream) == 1
         deadline = time.monotonic() + 10

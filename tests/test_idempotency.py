@@ -11,6 +11,8 @@ from accounts.models import ApiKey
 from accounts.services import api_key_create
 from counters import store
 from counters.models import Counter
+from incrementific import idempotency
+from incrementific.redis import keys
 from tests.conftest import bearer
 from tests.helpers import counter_url, redis_value
 
@@ -98,7 +100,7 @@ def test_a_throttled_or_unauthenticated_request_is_not_kept(alice_client, alice,
 def test_a_key_is_forgotten_after_its_time(alice_client, alice, settings, redis_conn):
     settings.IDEMPOTENCY_KEY_SECONDS = 1
     assert keyed(alice_client, "post", counter_url("default", "/next")).json()["value"] == 1
-    assert 0 < redis_conn.ttl(store.keys.idempotency(alice.id, KEY)) <= 1
+    assert 0 < redis_conn.ttl(keys.idempotency(alice.id, KEY)) <= 1
     time.sleep(1.2)
     r = keyed(alice_client, "post", counter_url("default", "/next"))
     assert (r.json()["value"], "Idempotent-Replayed" in r) == (2, False)
@@ -193,7 +195,7 @@ def test_the_same_key_while_the_first_request_is_still_going_is_a_409(alice_clie
 
     store.next_value(alice.id, "default", 3)  # at its limit: a next must reserve first
     fingerprint = json.dumps(["POST", counter_url("default", "/next"), {"step": 1}], separators=(",", ":"))
-    first = store.Idempotent(KEY, fingerprint, 60)
+    first = idempotency.Idempotent(KEY, fingerprint, 60)
     with pytest.raises(store.LimitReached):
         store.next_value(alice.id, "default", 1, idempotent=first)
     r = keyed(alice_client, "post", counter_url("default", "/next"))

@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 from accounts import keystore
 from accounts.models import ApiKey
 from accounts.services import api_key_hash, api_key_owner
-from counters import store as counters_store
-from counters.store import KEY_TOUCH_SECONDS
+from accounts.store import KEY_TOUCH_SECONDS
+from incrementific.redis import keys
 from tests.conftest import bearer
 from tests.helpers import NO_CREDENTIALS, NOT_FOUND, counter_url, redis_value
 
@@ -235,7 +235,7 @@ def test_every_counter_call_with_a_key_is_one_round_trip_and_no_sql(
 @pytest.mark.parametrize("method, path, body", COUNTER_CALLS)
 def test_a_forged_key_naming_a_user_is_a_401_and_changes_nothing(alice, method, path, body, redis_conn, settings):
     settings.COUNTER_RATE_LIMIT = "1/hour"
-    redis_conn.hset(counters_store.keys.counter(alice.id, "default"), "v", 7)
+    redis_conn.hset(keys.counter(alice.id, "default"), "v", 7)
     r = call(with_key(forged(alice)), method, path, body)
     assert r.status_code == 401
     assert r.json() == (V1_REVOKED if path.startswith("/v1") else REVOKED)

@@ -85,7 +85,7 @@ def test_json_logs_carry_the_request_id_on_the_apps_lines_and_the_access_line(tm
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines and len(lines) == len(log.read_text().splitlines())  # every line is one JSON object
     ours = [line for line in lines if line.get("request_id") == "req-42"]
-    [error] = [line for line in ours if line["logger"] == "counters.store"]
+    [error] = [line for line in ours if line["logger"] == "incrementific.redis"]
     assert error["level"] == "ERROR" and error["message"].startswith("counter store unavailable: ConnectionError")
     [access] = [line for line in ours if line["logger"] == "gunicorn.access"]
     assert {key: access[key] for key in ("method", "path", "status")} == {

@@ -5,8 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
-from counters import services, store
+from counters import services
 from counters.models import Counter
+from incrementific.redis import keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,7 +85,7 @@ def test_a_set_above_the_limit_races_a_reservation(make_user, monkeypatch, redis
     paused.release.set()
     thread.join()
     assert out["value"] == 101  # the late install of 7 did not lower the limit
-    assert redis_conn.hget(store.keys.counter(user.id, "default"), "l") == b"103"
+    assert redis_conn.hget(keys.counter(user.id, "default"), "l") == b"103"
     assert reserved(user) == 103
     assert [next_value(user) for _ in range(3)] == [102, 103, 104]
 

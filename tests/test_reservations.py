@@ -4,8 +4,9 @@ import logging
 
 import pytest
 
-from counters import services, store
+from counters import services
 from counters.models import Counter
+from incrementific.redis import keys
 from tests.helpers import MAX, counter_url
 
 
@@ -83,7 +84,7 @@ def test_the_reservation_only_rises(alice):
 def test_a_forgotten_counter_resumes_above_every_value_handed_out(alice, redis_conn, caplog):
     handed_out = [next_value(alice) for _ in range(5)]
     assert reserved(alice) == 7
-    redis_conn.delete(store.keys.counter(alice.id, "default"))
+    redis_conn.delete(keys.counter(alice.id, "default"))
     with caplog.at_level(logging.WARNING, logger="counters.services"):
         after = next_value(alice)
     assert after == 8
@@ -105,7 +106,7 @@ def test_a_forgotten_counter_reads_at_its_reservation(alice, alice_client, redis
 
 def test_a_forgotten_counter_listed_is_restored(alice, alice_client, redis_conn):
     services.counter_create(owner_id=alice.id, name="other", value=10)
-    redis_conn.delete(store.keys.counter(alice.id, "other"))
+    redis_conn.delete(keys.counter(alice.id, "other"))
     values = {c["name"]: c["value"] for c in alice_client.get("/api/counters").json()["results"]}
     assert values == {"default": 0, "other": 13}
 
@@ -121,5 +122,5 @@ def test_a_counter_set_far_down_and_then_lost_resumes_above_its_old_high(alice, 
 def test_a_missing_counter_that_never_existed_is_not_created(alice, redis_conn):
     with pytest.raises(services.CounterNotFound):
         next_value(alice, "ghost")
-    assert redis_conn.exists(store.keys.counter(alice.id, "ghost")) == 0
+    assert redis_conn.exists(keys.counter(alice.id, "ghost")) == 0
     assert not Counter.objects.filter(name="ghost").exists()

@@ -5,8 +5,9 @@ and, on the other endpoints, by one Redis read."""
 import pytest
 from rest_framework.test import APIClient
 
+from accounts import store
 from accounts.services import api_key_create
-from counters import store
+from incrementific.redis import keys
 from tests.conftest import bearer
 from tests.helpers import redis_value
 
@@ -90,7 +91,7 @@ def test_the_mark_expires_with_the_tokens_it_refuses(alice, redis_conn, settings
     alice.is_active = False
     alice.save()
     lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
-    assert lifetime < redis_conn.ttl(store.keys.revocation(alice.id)) <= lifetime + 60
+    assert lifetime < redis_conn.ttl(keys.revocation(alice.id)) <= lifetime + 60
 
 
 def test_checking_costs_no_round_trip(alice, redis_round_trips, django_assert_num_queries):
@@ -110,7 +111,7 @@ def test_the_mark_is_kept_in_sql_too_and_tokens_issued_later_carry_it(alice, red
 
     user_change_password(user=alice, new_password="another-long-enough-passphrase")
     [row] = TokenRevocation.objects.filter(user_id=alice.id)
-    assert redis_conn.hget(store.keys.revocation(alice.id), "m") == str(row.mark).encode()
+    assert redis_conn.hget(keys.revocation(alice.id), "m") == str(row.mark).encode()
     redis_conn.flushdb()
     assert RefreshToken.for_user(alice).access_token["rev"] == row.mark
     assert client_for(alice).post("/api/counters/default/next").status_code == 200

@@ -1,10 +1,14 @@
 import os
+import re
 import threading
+from importlib.resources import files
 
 import pytest
 from redis.exceptions import RedisError
 
 from counters import store
+from incrementific.redis import connection, keys, ping
+from incrementific.redis.replies import Reply
 from tests.helpers import MAX, one_read_per_primary
 
 
@@ -15,17 +19,17 @@ def counter(redis_conn):
 
 
 def test_key_layout():
-    assert store.keys.counter(42, "invoices") == "ctr:{u42}:invoices"
+    assert keys.counter(42, "invoices") == "ctr:{u42}:invoices"
 
 
 @pytest.mark.single_server  # fenced, the hash also names its primary (tests/test_cluster.py)
 def test_state_is_a_hash_without_expiry(redis_conn, counter):
-    assert redis_conn.hgetall(store.keys.counter(1, "c")) == {
+    assert redis_conn.hgetall(keys.counter(1, "c")) == {
         b"v": b"0",
         b"l": str(MAX).encode(),
         b"c": b"2026-01-01T00:00:00Z",
     }
-    assert redis_conn.ttl(store.keys.counter(1, "c")) == -1
+    assert redis_conn.ttl(keys.counter(1, "c")) == -1
 
 
 def test_next_is_one_round_trip(counter, redis_round_trips):
@@ -38,19 +42,19 @@ def test_next_is_one_round_trip(counter, redis_round_trips):
 def test_a_forked_child_talks_to_redis_on_a_connection_of_its_own(counter):
     # gunicorn forks its workers: a connection inherited from the parent is the parent's socket.
     assert store.next_value(1, "c", 1).value == 1
-    parent = store.connection.command("CLIENT", "ID")
+    parent = connection.command("CLIENT", "ID")
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.write(write, str(store.connection.command("CLIENT", "ID")).encode())
+            os.write(write, str(connection.command("CLIENT", "ID")).encode())
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
     os.close(write)
     with os.fdopen(read) as child:
         assert int(child.read()) != parent
-    assert store.connection.command("CLIENT", "ID") == parent  # the child left the parent's alone
+    assert connection.command("CLIENT", "ID") == parent  # the child left the parent's alone
     assert store.next_value(1, "c", 1).value == 2
 
 
@@ -106,9 +110,9 @@ def test_up_to_the_limit_is_allowed(start, limit, step):
 def test_a_new_limit_is_installed_in_the_same_call(redis_conn):
     store.create(1, "l", value=5, limit=5, created="x")
     assert store.next_value(1, "l", 1, raise_to=8).value == 6
-    assert redis_conn.hget(store.keys.counter(1, "l"), "l") == b"8"
+    assert redis_conn.hget(keys.counter(1, "l"), "l") == b"8"
     store.next_value(1, "l", 1, raise_to=7)  # a late, lower limit never lowers it
-    assert redis_conn.hget(store.keys.counter(1, "l"), "l") == b"8"
+    assert redis_conn.hget(keys.counter(1, "l"), "l") == b"8"
 
 
 def test_set_stays_within_the_limit(redis_conn):
@@ -134,7 +138,7 @@ def test_a_missing_counter_is_never_read_as_zero():
 def test_next_does_not_recreate_a_missing_counter(redis_conn):
     with pytest.raises(store.StateMissing):
         store.next_value(1, "gone", 1)
-    assert redis_conn.exists(store.keys.counter(1, "gone")) == 0
+    assert redis_conn.exists(keys.counter(1, "gone")) == 0
 
 
 @pytest.mark.single_server
@@ -152,10 +156,10 @@ def test_a_restore_for_a_reservation_another_primary_held_takes_over_and_never_l
     row's reservation, or at its own value if that is higher (it never goes down)."""
     store.create(1, "r", value=5, limit=40, created="x")
     assert store.restore(1, "r", value=30, created="x", primary="elsewhere") == (True, "")
-    assert redis_conn.hgetall(store.keys.counter(1, "r")) == {b"v": b"30", b"l": b"30", b"c": b"x"}
+    assert redis_conn.hgetall(keys.counter(1, "r")) == {b"v": b"30", b"l": b"30", b"c": b"x"}
     store.create(1, "r", value=50, limit=60, created="x")
     assert store.restore(1, "r", value=30, created="x", primary="elsewhere") == (True, "")
-    assert redis_conn.hgetall(store.keys.counter(1, "r")) == {b"v": b"50", b"l": b"50", b"c": b"x"}
+    assert redis_conn.hgetall(keys.counter(1, "r")) == {b"v": b"50", b"l": b"50", b"c": b"x"}
 
 
 def test_get_many_reads_everything_in_one_round_trip(redis_round_trips):
@@ -163,7 +167,7 @@ def test_get_many_reads_everything_in_one_round_trip(redis_round_trips):
     store.create(2, "b", value=2, limit=9, created="y")
     redis_round_trips.clear()
     assert store.get_many([(1, "a"), (1, "none"), (2, "b")]) == [store.State(1, "x"), None, store.State(2, "y")]
-    keys_ = [store.keys.counter(1, "a"), store.keys.counter(2, "b")]
+    keys_ = [keys.counter(1, "a"), keys.counter(2, "b")]
     assert redis_round_trips == one_read_per_primary(*keys_)
 
 
@@ -173,8 +177,8 @@ def test_a_read_of_many_owners_costs_a_round_trip_per_primary_not_per_counter(re
         store.create(owner, "a", value=owner, limit=MAX, created="x")
     redis_round_trips.clear()
     assert store.get_many([(owner, "a") for owner in owners]) == [store.State(owner, "x") for owner in owners]
-    assert redis_round_trips == one_read_per_primary(*(store.keys.counter(owner, "a") for owner in owners))
-    assert len(redis_round_trips) == (3 if store.connection.topology() == "cluster" else 1)
+    assert redis_round_trips == one_read_per_primary(*(keys.counter(owner, "a") for owner in owners))
+    assert len(redis_round_trips) == (3 if connection.topology() == "cluster" else 1)
 
 
 def test_scripts_reload_after_redis_forgets_them(redis_conn, counter):
@@ -184,7 +188,19 @@ def test_scripts_reload_after_redis_forgets_them(redis_conn, counter):
 
 def test_a_dead_server_is_one_domain_exception(private_redis):
     private_redis.stop()
-    for call in [lambda: store.get(1, "c"), lambda: store.next_value(1, "c", 1), lambda: store.ping()]:
+    for call in [lambda: store.get(1, "c"), lambda: store.next_value(1, "c", 1), lambda: ping()]:
         with pytest.raises(store.CounterStoreUnavailable) as info:
             call()
         assert isinstance(info.value.__cause__, RedisError)
+
+
+def test_every_reply_code_of_the_scripts_is_named_once_for_python():
+    # replies.Reply mirrors the numbers the Lua files return; a code added to a script without
+    # its name here (or a name no script returns) fails.
+    lua = files("incrementific.redis").joinpath("lua")
+    returned = set()
+    for script in lua.iterdir():
+        text = script.read_text()
+        returned |= {int(code) for code in re.findall(r"return \{(\d+)", text)}
+        returned |= {int(code) for code in re.findall(r"return (\d+) end", text)}  # gate.lua's refusals
+    assert returned == {reply.value for reply in Reply}

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from counters.store.keys import counter as key
+from incrementific.redis.keys import counter as key
 
 PASSWORD = "a-long-enough-passphrase"
 BAD_TOKEN = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}

@@ -14,7 +14,7 @@ from accounts.models import ApiKey
 from accounts.services import api_key_create
 from counters import services
 from counters.models import Counter
-from counters.store.keys import counter as counter_key
+from incrementific.redis.keys import counter as counter_key
 from tests.conftest import bearer
 from tests.helpers import MAX, one_read_per_primary, redis_value
 

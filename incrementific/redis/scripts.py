@@ -11,7 +11,7 @@ from importlib.resources import files
 
 from redis.exceptions import NoScriptError
 
-from counters.store import connection
+from incrementific.redis import connection
 
 
 def _read(name: str) -> str:
