@@ -40,6 +40,7 @@ from rest_framework import authentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts import services, store
+from accounts.caller import Caller
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ class ProviderUser:
 
 @dataclass(frozen=True)
 class ProviderToken:
-    """request.auth for a provider's access token: its claims."""
+    """A provider's access token (Caller.token): its claims."""
 
     claims: dict
 
@@ -391,7 +392,8 @@ class ProviderTokenAuthentication(authentication.BaseAuthentication):
                 raise _refused()
             user_id = user.id
             store.identity_remember(issuer, subject, user_id)
-        return ProviderUser(user_id), ProviderToken(claims)
+        token = ProviderToken(claims)
+        return ProviderUser(user_id), Caller(user_id, store.TokenRev(token.rev), token=token)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

@@ -21,7 +21,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import ratelimit
-from accounts.authentication import CheckedInStore
 from accounts.serializers import RegisterSerializer
 from accounts.services import UsernameTaken, api_key_create, user_register
 from accounts.throttling import LoginThrottle
@@ -241,9 +240,11 @@ def _is_json_api_document(data) -> bool:
     )
 
 
-class V1CounterView(CheckedInStore, V1View):
+class V1CounterView(V1View):
     """The prototype's counter endpoints: always the caller's `default` counter, which checks
     the caller's token or key in its own Redis call."""
+
+    checks_caller = True  # through request.auth.call() (accounts/caller.py)
 
 
 class V1NextView(V1CounterView):
@@ -258,7 +259,7 @@ class V1NextView(V1CounterView):
     )
     def get(self, request):
         idempotent = idempotency.of(request, step=1)
-        state = self.as_caller(services.counter_next, action="next", name=DEFAULT_COUNTER, idempotent=idempotent)
+        state = request.auth.call(services.counter_next, action="next", name=DEFAULT_COUNTER, idempotent=idempotent)
         return self.counter("Incremented", state)
 
 
@@ -267,7 +268,7 @@ class V1CurrentView(V1CounterView):
 
     @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
-        return self.counter("Current", self.as_caller(services.counter_get, action="read", name=DEFAULT_COUNTER))
+        return self.counter("Current", request.auth.call(services.counter_get, action="read", name=DEFAULT_COUNTER))
 
     @extend_schema(
         summary="Set `default` (prototype)", parameters=[IDEMPOTENCY_KEY], request=SET_REQUEST, responses=SET_RESPONSES
@@ -275,7 +276,7 @@ class V1CurrentView(V1CounterView):
     def put(self, request):
         value = _set_value(request)
         idempotent = idempotency.of(request, value=value)
-        state = self.as_caller(
+        state = request.auth.call(
             services.counter_set,
             action="set",
             name=DEFAULT_COUNTER,

@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from accounts.authentication import CheckedInStore, key_scope, token_credential, with_revocation_mark
+from accounts.store import TokenRev
 from counters import history, services
 from counters.history import Actor
 from counters.selectors import counter_history, counter_list
@@ -85,7 +85,7 @@ SET_SCHEMA = extend_schema(
         responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     ),
 )
-class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewSet):
+class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
     """Your counters (each page of the browsable API has its own description, in `pages`)."""
 
     pages = {
@@ -117,10 +117,9 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
 
     lookup_field = "name"
     lookup_value_regex = NAME_PATTERN
-    # The actions that check the caller in their counter's Redis call (CheckedInStore): one
-    # round trip in all. list checks an API key first (it reads many counters, in a pipeline).
-    KEY_CHECKED_IN_STORE = frozenset(["retrieve", "update", "partial_update", "next"])
-    REVOCATION_CHECKED_IN_STORE = KEY_CHECKED_IN_STORE | {"list"}
+    # Every handler checks its caller itself (accounts/caller.py): through request.auth.call(),
+    # in the counter's own Redis call, or request.auth.owner() before anything else.
+    checks_caller = True
     serializers = {
         "create": CounterCreateSerializer,
         "update": CounterSetSerializer,
@@ -128,17 +127,10 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         "next": CounterNextSerializer,
     }
 
-    @property
-    def revocation_checked_in_store(self) -> bool:
-        return self.action in self.REVOCATION_CHECKED_IN_STORE
-
-    @property
-    def api_key_checked_in_store(self) -> bool:
-        return self.action in self.KEY_CHECKED_IN_STORE
-
     def get_queryset(self):
-        rows = counter_list(owner_id=self.request.user.id)
-        scope = key_scope(self.request)
+        caller = self.request.auth
+        rows = counter_list(owner_id=caller.owner())
+        scope = caller.scope
         # A key limited to some counters sees only those, in the list and the browsable API.
         return rows if scope.counters is None else rows.filter(name__in=scope.counters)
 
@@ -153,7 +145,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         return row
 
     def _state(self):
-        return self.as_caller(services.counter_get, action="read", name=self.kwargs["name"])
+        return self.request.auth.call(services.counter_get, action="read", name=self.kwargs["name"])
 
     def _data(self, state) -> dict:
         return counter_data(
@@ -169,11 +161,12 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         return serializer.validated_data
 
     def list(self, request):
-        key_scope(request).check("read")
+        caller = request.auth
+        owner = caller.owner("read")  # an API key, checked; an access token is, in the read below
         page = self.paginate_queryset(self.get_queryset())
-        values = with_revocation_mark(
-            request.user.id,
-            lambda: services.counter_values(page, counted_for=request.user.id, credential=token_credential(request)),
+        credential = caller.credential if isinstance(caller.credential, TokenRev) else None
+        values = caller.revocation_mark_put_back(
+            lambda: services.counter_values(page, counted_for=owner, credential=credential)
         )
         base = counters_url(request)
         return self.get_paginated_response(
@@ -186,9 +179,9 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
     @idempotency.idempotent_change
     def create(self, request):
         data = self._valid(CounterCreateSerializer)
-        key_scope(request).check("create", data["name"])
+        owner = request.auth.owner("create", data["name"], revocation=True)
         state = services.counter_create(
-            owner_id=request.user.id, name=data["name"], value=data["value"], actor=Actor.of(request, "api")
+            owner_id=owner, name=data["name"], value=data["value"], actor=Actor.of(request, "api")
         )
         self.kwargs["name"] = data["name"]
         body = self._data(state)
@@ -202,7 +195,7 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
     def update(self, request, name):
         data = CounterSetSerializer.validated(request.data)
         idempotent = idempotency.of(request, value=data["value"])
-        state = self.as_caller(
+        state = request.auth.call(
             services.counter_set,
             action="set",
             name=name,
@@ -216,15 +209,14 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
 
     @idempotency.idempotent_change
     def destroy(self, request, name):
-        key_scope(request).check("delete", name)
-        services.counter_delete(owner_id=request.user.id, name=name, actor=Actor.of(request, "api"))
+        owner = request.auth.owner("delete", name, revocation=True)
+        services.counter_delete(owner_id=owner, name=name, actor=Actor.of(request, "api"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get"], name="History")
     def history(self, request, name):
         """Every change to the counter other than `next`, newest first."""
-        key_scope(request).check("read", name)
-        owner = request.user.id
+        owner = request.auth.owner("read", name, revocation=True)
         if not counter_list(owner_id=owner).filter(name=name).exists():
             raise NotFound()
         history.move(owner)  # the sets still in Redis first
@@ -239,5 +231,5 @@ class CounterViewSet(Described, CheckedInStore, RenderNow, viewsets.GenericViewS
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
         step = 1 if request.stream is None else CounterNextSerializer.validated(request.data)["step"]
         idempotent = idempotency.of(request, step=step)
-        state = self.as_caller(services.counter_next, action="next", name=name, step=step, idempotent=idempotent)
+        state = request.auth.call(services.counter_next, action="next", name=name, step=step, idempotent=idempotent)
         return idempotency.mark(self._respond(state), state)

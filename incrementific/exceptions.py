@@ -16,6 +16,7 @@ from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.authentication import unchecked_caller_first
 from accounts.ratelimit import RateLimited
 from accounts.scopes import ScopeDenied
 from accounts.store import TokenRevoked
@@ -148,6 +149,12 @@ def error_response(request, status: int, detail: str, code: str) -> HttpResponse
 
 
 def exception_handler(exc: Exception, context: dict):
+    request = context.get("request")
+    if request is not None:
+        first = unchecked_caller_first(request, exc)
+        if first is not exc and isinstance(first, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            first.auth_header = context["view"].get_authenticate_header(request)  # as DRF's handle_exception
+        exc = first
     exc = _translate(exc)
     response = drf_exception_handler(exc, context)
     if response is None:

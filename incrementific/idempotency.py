@@ -167,7 +167,7 @@ def idempotent_change(method):
         idempotent = of(request, data=_plain(request.data))
         if idempotent is None:
             return method(view, request, *args, **kwargs)
-        owner = request.user.id
+        owner = request.auth.owner(revocation=True)  # accounts/caller.py
         kept = begin(owner, idempotent)
         if kept is not None:
             return _replay(_sealer(idempotent.key).decrypt(kept))

@@ -2,6 +2,7 @@
 integers, and the error bodies every endpoint may answer with. Imported by the URLconf, so
 that the extensions are registered before a schema is built."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -22,6 +23,10 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 class JWTScheme(SimpleJWTScheme):
     target_class = "accounts.authentication.JWTAuthentication"
+
+
+class CallerSessionScheme(SessionScheme):
+    target_class = "accounts.authentication.SessionAuthentication"
 
 
 class ProviderTokenScheme(OpenApiAuthenticationExtension):

@@ -201,7 +201,7 @@ REST_FRAMEWORK = {
         # A provider's access token (OIDC_API_AUDIENCE): one Redis read for its subject's user id.
         "accounts.oidc.ProviderTokenAuthentication",
         "accounts.authentication.JWTAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",

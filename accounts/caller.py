@@ -1,0 +1,158 @@
+"""Who is calling, and how: one object per request, built once by authentication and carried on
+``request.auth`` (accounts/authentication.py).
+
+A :class:`Caller` holds the owner whose counters the request may touch, the credential that a
+counter's own script checks in the same round trip as the change (an access token's `rev`
+against the owner's revocation mark, or an API key's entry in the owner's slot), and what the
+history says of who made a change. Views hand it to the store through :meth:`Caller.call`, the
+one loop that owns the two SQL fallbacks:
+
+* Redis holds no entry for the API key (it forgot it, or the key is not valid): SQL is asked,
+  which puts the entry back or answers 401, and the call is made again;
+* Redis holds no revocation mark of its primary's own (a failover, fenced): SQL's is put back,
+  and the call is made again.
+
+Either way nothing changed the first time. An API key that names its owner (``inc_<id>.…``,
+every key issued now) is checked in the counter's script itself; until then the caller is
+*unchecked*: its owner is only what the key claims, and :meth:`Caller.owner` is the one way to
+the owner for anything else, which checks the key first (a Redis round trip, SQL on a miss).
+"""
+
+from collections.abc import Callable
+
+from rest_framework import exceptions
+
+from accounts import store
+from accounts.scopes import EVERYTHING, KeyScope, ScopeDenied
+from accounts.services import (
+    api_key_hash,
+    api_key_owner,
+    api_key_record_use,
+    api_key_user_id,
+    put_back_revocation_mark,
+)
+
+
+def invalid_key() -> exceptions.AuthenticationFailed:
+    return exceptions.AuthenticationFailed("Invalid or revoked API key.", "invalid_api_key")
+
+
+class Caller:
+    """See the module's docstring. ``credential`` is what a counter's script checks (None: nothing
+    more to check, as for a session or a key checked already); ``token`` the access token
+    itself, where there is one (simplejwt's, or a provider's)."""
+
+    __slots__ = ("_owner", "credential", "token", "key_secret", "key_hashed", "_scope", "checked", "_not_revoked")
+
+    def __init__(self, owner_id, credential: store.Credential = None, *, token=None):
+        self._owner: int | None = owner_id
+        self.credential = credential
+        self.token = token
+        self.key_secret = ""  # an API key's, when the caller holds one
+        self.key_hashed = ""
+        self._scope: KeyScope | None = EVERYTHING  # an API key's, once looked up
+        self.checked = True  # False for an API key nothing has checked yet
+        self._not_revoked = False  # an access token's mark was checked by owner(revocation=True)
+
+    @classmethod
+    def with_api_key(cls, secret: str) -> "Caller":
+        """An API key's caller, not checked yet: the owner is the one the key names (None for a
+        key issued before keys named their owner)."""
+        hashed = api_key_hash(secret)
+        caller = cls(api_key_owner(secret), store.KeyEntry(hashed))
+        caller.key_secret, caller.key_hashed = secret, hashed
+        caller._scope = None
+        caller.checked = False
+        return caller
+
+    @property
+    def named_owner(self) -> int | None:
+        """Who the credential says the owner is: checked, unless ``checked`` is False."""
+        return self._owner
+
+    @property
+    def key_prefix(self) -> str:
+        """The API key's prefix as its row keeps it (``inc_42.AbCdEfGh``), or ''."""
+        secret = self.key_secret
+        return secret[: secret.find(".") + 9] if secret else ""
+
+    def verify(self) -> int:
+        """Check an API key now, if nothing did (a Redis round trip; SQL when Redis has no entry,
+        which puts it back); 401 if it is not valid (unknown, revoked, expired). Returns the owner."""
+        if self._scope is None:
+            found = api_key_user_id(self.key_secret)
+            if found is None:
+                self.checked = True  # the answer is the 401: nothing is left to check
+                raise invalid_key()
+            self._owner, self._scope = found
+            self.credential = None
+            self.checked = True
+        return self._owner
+
+    def owner(self, action: str | None = None, name: str | None = None, *, revocation: bool = False) -> int:
+        """The owner, the caller checked; with ``action``, 403 unless an API key's scope allows it
+        (on the counter ``name``; None: on the counters in scope). ``revocation``: refuse an
+        access token revoked since it was issued, first (once a request; one Redis read), for
+        what checks no credential in its own Redis call."""
+        owner = self.verify()
+        if revocation and not self._not_revoked:
+            self._check_not_revoked()
+        if action is not None:
+            self._scope.check(action, name)
+        return owner
+
+    @property
+    def scope(self) -> KeyScope:
+        """What the caller may do, the caller checked: an API key's scope, or everything."""
+        self.verify()
+        return self._scope
+
+    def _check_not_revoked(self) -> None:
+        credential = self.credential
+        if isinstance(credential, store.TokenRev):
+            owner = self._owner
+            try:
+                self.revocation_mark_put_back(lambda: store.check_not_revoked(owner, credential.rev))
+            except store.TokenRevoked:
+                raise exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked") from None
+        self._not_revoked = True
+
+    def call(self, service: Callable, *, action: str, name: str, **kwargs):
+        """``service(owner_id=…, credential=…, name=name, **kwargs)``: a counter's call (counters'
+        services, which do ``action`` on the counter ``name``), which checks the credential, and
+        an API key's scope, in its own Redis call. Returns what the service returns."""
+        if self._scope is not None and self.credential is None or not self.checked and self._owner is None:
+            # a session, the admin, a key checked already, or an older key that names no owner
+            return service(owner_id=self.owner(action, name), credential=None, name=name, **kwargs)
+        if isinstance(self.credential, store.TokenRev):
+            owner = self._owner
+            return self.revocation_mark_put_back(
+                lambda: service(owner_id=owner, credential=self.credential, name=name, **kwargs)
+            )
+        try:
+            state = service(owner_id=self._owner, credential=self.credential, name=name, **kwargs)
+        except store.ApiKeyUnknown:
+            # Redis has no entry for the key: it forgot it, or the key is not valid. SQL answers,
+            # and puts the entry back (or it is the 401).
+            return service(owner_id=self.owner(action, name), credential=None, name=name, **kwargs)
+        except store.ApiKeyOutOfScope:
+            self.checked = True  # the key is valid: the answer is the 403, not a 401
+            raise ScopeDenied(action, name) from None
+        self.checked = True
+        if state.key_touched:
+            api_key_record_use(self.key_hashed)
+        return state
+
+    def revocation_mark_put_back(self, call: Callable):
+        """``call()``, which checks an access token against the owner's revocation mark in Redis;
+        when Redis has no mark of its primary's own (store.RevocationUnknown), SQL's is put back
+        first and the call made again. Nothing changed the first time."""
+        try:
+            return call()
+        except store.RevocationUnknown:
+            put_back_revocation_mark(self._owner)
+            return call()
+
+    def __repr__(self) -> str:
+        how = "API key" if self.key_secret else type(self.credential).__name__
+        return f"<Caller {self._owner}{'' if self.checked else '?'} ({how})>"
