@@ -9,9 +9,16 @@ key) on each in turn, round after round, so that the machine's drift falls on bo
     python -m tests.bench_ab HEAD~1 --key   # next with an API key instead
     python -m tests.bench_ab HEAD --ref-env REDIS_URL= --ref-env REDIS_CLUSTER_NODES=127.0.0.1:7000
                                             # the same code on a Redis Cluster (python -m tests.cluster)
+
+One run is not a result: the same two trees measured +19% and +0.6% workers' CPU a request an
+hour apart. So the last lines say how sure the run is: each round's difference in CPU a request
+between the two trees (they run back to back in it, so the machine's drift falls on both), the
+median, the range and the standard deviation of those differences, and how many rounds a
+difference of 3% would need to stand out of that spread (two standard errors).
 """
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -37,6 +44,35 @@ def workers_cpu(master_pid: int) -> float:
         if int(fields[1]) == master_pid:  # ppid
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+class Spread:
+    """The rounds' paired differences (this tree's CPU a request over REF's, less 1)."""
+
+    def __init__(self, ref_cpu: list[float], this_cpu: list[float]):
+        self.differences = [this / ref - 1 for ref, this in zip(ref_cpu, this_cpu, strict=True)]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.differences)
+
+    @property
+    def deviation(self) -> float:
+        return statistics.stdev(self.differences) if len(self.differences) > 1 else math.inf
+
+    def rounds_to_resolve(self, difference: float = 0.03) -> float:
+        """Rounds whose mean difference's standard error is half of ``difference``."""
+        return math.ceil((2 * self.deviation / difference) ** 2) if math.isfinite(self.deviation) else math.inf
+
+    def __str__(self) -> str:
+        d = self.differences
+        return (
+            f"this tree against REF, workers' CPU a request, round by round: "
+            f"{', '.join(f'{x:+.1%}' for x in d)}\n"
+            f"  median {self.median:+.1%}, from {min(d):+.1%} to {max(d):+.1%},"
+            f" standard deviation {self.deviation:.1%};"
+            f" a 3% difference stands out of this spread in {self.rounds_to_resolve()} rounds"
+        )
 
 
 def launch(tree: Path, env: dict) -> tuple[subprocess.Popen, int]:
@@ -131,6 +167,7 @@ def main() -> int:
             f"  p99 {p99:5.1f} ms ({p99_ratio:.2f}x)"
             f"  workers' CPU {cpu:5.0f} us/request ({anchor_cpu / cpu:.2f} of the anchor's rate)"
         )
+    print(Spread([r["cpu_us"] for r in results[args.ref]], [r["cpu_us"] for r in results["this tree"]]))
     return 0
 
 
