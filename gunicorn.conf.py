@@ -22,7 +22,7 @@ with exit_on_bad_setting():
 load_settings()
 
 # gunicorn's combined format, with the time taken and the request's id (X-Request-ID, which the
-# app sets on every answer: incrementific/middleware.py).
+# app sets on every answer: incrementific/wsgi.py, application()).
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)sus [%({x-request-id}o)s]'
 if log_format == "json":
     # gunicorn's own lines as JSON objects too (incrementific/logs.py splits an access line into

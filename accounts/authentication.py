@@ -123,9 +123,10 @@ class TokenNotRevoked(BasePermission):
     in their own Redis call (checks_caller_in_store)."""
 
     def has_permission(self, request, view) -> bool:
-        caller = request.auth
-        if isinstance(caller, Caller) and not checks_caller_in_store(request, view):
-            caller.owner(revocation=True)
+        if not checks_caller_in_store(request, view):
+            caller = request.auth
+            if isinstance(caller, Caller):
+                caller.owner(revocation=True)
         return True
 
 

@@ -124,11 +124,13 @@ class Caller:
         if self._scope is not None and self.credential is None or not self.checked and self._owner is None:
             # a session, the admin, a key checked already, or an older key that names no owner
             return service(owner_id=self.owner(action, name), credential=None, name=name, **kwargs)
-        if isinstance(self.credential, store.TokenRev):
-            owner = self._owner
-            return self.revocation_mark_put_back(
-                lambda: service(owner_id=owner, credential=self.credential, name=name, **kwargs)
-            )
+        credential = self.credential
+        if credential.__class__ is store.TokenRev:  # the steady path: no frame more than the call
+            try:
+                return service(owner_id=self._owner, credential=credential, name=name, **kwargs)
+            except store.RevocationUnknown:  # nothing changed: SQL's mark goes back, and again
+                put_back_revocation_mark(self._owner)
+                return service(owner_id=self._owner, credential=credential, name=name, **kwargs)
         try:
             state = service(owner_id=self._owner, credential=self.credential, name=name, **kwargs)
         except store.ApiKeyUnknown:
