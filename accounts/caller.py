@@ -4,21 +4,20 @@
 A :class:`Caller` holds the owner whose counters the request may touch, the credential that a
 counter's own script checks in the same round trip as the change (an access token's `rev`
 against the owner's revocation mark, or an API key's entry in the owner's slot), and what the
-history says of who made a change. Views hand it to the store through :meth:`Caller.call`, the
-one loop that owns the two SQL fallbacks:
+history says of who made a change. Views hand it to counters' services, whose store verbs ask
+it what the script checks (:meth:`Caller.gate`), and whose one retry loop calls it back for
+the two answers that only SQL has:
 
 * Redis holds no entry for the API key (it forgot it, or the key is not valid): SQL is asked,
-  which puts the entry back or answers 401, and the call is made again;
-* Redis holds no revocation mark of its primary's own (a failover, fenced): SQL's is put back,
-  and the call is made again.
+  which puts the entry back or answers 401 (:meth:`Caller.key_forgotten`);
+* Redis holds no revocation mark of its primary's own (a failover, fenced): SQL's is put back
+  (:meth:`Caller.mark_forgotten`).
 
-Either way nothing changed the first time. An API key that names its owner (``inc_<id>.…``,
+Either way nothing changed the first time, and the call is made again. An API key that names its owner (``inc_<id>.…``,
 every key issued now) is checked in the counter's script itself; until then the caller is
 *unchecked*: its owner is only what the key claims, and :meth:`Caller.owner` is the one way to
 the owner for anything else, which checks the key first (a Redis round trip, SQL on a miss).
 """
-
-from collections.abc import Callable
 
 from rest_framework import exceptions
 
@@ -110,50 +109,49 @@ class Caller:
     def _check_not_revoked(self) -> None:
         credential = self.credential
         if isinstance(credential, store.TokenRev):
-            owner = self._owner
             try:
-                self.revocation_mark_put_back(lambda: store.check_not_revoked(owner, credential.rev))
+                try:
+                    store.check_not_revoked(self._owner, credential.rev)
+                except store.RevocationUnknown:  # nothing changed: SQL's mark goes back, and again
+                    self.mark_forgotten()
+                    store.check_not_revoked(self._owner, credential.rev)
             except store.TokenRevoked:
                 raise exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked") from None
         self._not_revoked = True
 
-    def call(self, service: Callable, *, action: str, name: str, **kwargs):
-        """``service(owner_id=…, credential=…, name=name, **kwargs)``: a counter's call (counters'
-        services, which do ``action`` on the counter ``name``), which checks the credential, and
-        an API key's scope, in its own Redis call. Returns what the service returns."""
-        if self._scope is not None and self.credential is None or not self.checked and self._owner is None:
-            # a session, the admin, a key checked already, or an older key that names no owner
-            return service(owner_id=self.owner(action, name), credential=None, name=name, **kwargs)
-        credential = self.credential
-        if credential.__class__ is store.TokenRev:  # the steady path: no frame more than the call
-            try:
-                return service(owner_id=self._owner, credential=credential, name=name, **kwargs)
-            except store.RevocationUnknown:  # nothing changed: SQL's mark goes back, and again
-                put_back_revocation_mark(self._owner)
-                return service(owner_id=self._owner, credential=credential, name=name, **kwargs)
-        try:
-            state = service(owner_id=self._owner, credential=self.credential, name=name, **kwargs)
-        except store.ApiKeyUnknown:
-            # Redis has no entry for the key: it forgot it, or the key is not valid. SQL answers,
-            # and puts the entry back (or it is the 401).
-            return service(owner_id=self.owner(action, name), credential=None, name=name, **kwargs)
-        except store.ApiKeyOutOfScope:
-            self.checked = True  # the key is valid: the answer is the 403, not a 401
-            raise ScopeDenied(action, name) from None
-        self.checked = True
-        if state.key_touched:
-            api_key_record_use(self.key_hashed)
-        return state
+    def owner_for_script(self) -> int:
+        """The owner to name in a counter's script call, which checks the credential itself: the
+        one the credential names (a key issued before keys named their owner is checked now)."""
+        return self._owner if self._owner is not None else self.verify()
 
-    def revocation_mark_put_back(self, call: Callable):
-        """``call()``, which checks an access token against the owner's revocation mark in Redis;
-        when Redis has no mark of its primary's own (store.RevocationUnknown), SQL's is put back
-        first and the call made again. Nothing changed the first time."""
-        try:
-            return call()
-        except store.RevocationUnknown:
-            put_back_revocation_mark(self._owner)
-            return call()
+    def gate(self, owner_id: int, action: str, name: str) -> tuple[str, list]:
+        """What a counter's script checks of the caller (lua/gate.lua, accounts.store.gate) before
+        it does ``action`` on the counter ``name``. A key checked already is checked here: 403
+        unless its scope allows the action."""
+        if self.credential is None and self._scope is not EVERYTHING:
+            self._scope.check(action, name)
+        return store.gate(owner_id, self.credential, action, name)
+
+    # What counters/services.py's retry loop calls when the script refused the caller for what
+    # Redis did not know; nothing changed, and the call is made again after.
+
+    def key_forgotten(self, action: str, name: str) -> None:
+        """Redis has no entry for the key: it forgot it, or the key is not valid. SQL answers,
+        and puts the entry back (or it is the 401); then the scope, in Python."""
+        self.verify()
+        self._scope.check(action, name)
+
+    def mark_forgotten(self) -> None:
+        """Redis has no revocation mark of its primary's own (a failover): SQL's goes back."""
+        put_back_revocation_mark(self._owner)
+
+    def out_of_scope(self, action: str, name: str) -> ScopeDenied:
+        self.checked = True  # the key is valid: the answer is the 403, not a 401
+        return ScopeDenied(action, name)
+
+    def key_used(self) -> None:
+        """The script found the key's last use older than KEY_TOUCH_SECONDS: SQL records it too."""
+        api_key_record_use(self.key_hashed)
 
     def __repr__(self) -> str:
         how = "API key" if self.key_secret else type(self.credential).__name__

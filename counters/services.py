@@ -28,7 +28,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.fields import DateTimeField
 
-from accounts.store import Credential, TokenRev
+from accounts.caller import Caller
+from accounts.store import ApiKeyOutOfScope, ApiKeyUnknown, RevocationUnknown, TokenRev
 from counters import history, store
 from counters.history import Actor
 from counters.models import MAX_VALUE, Counter, CounterChange
@@ -127,24 +128,46 @@ def _with_state(
     *,
     owner_id: int,
     name: str,
+    action: str,
     op: Callable[[int | None, bool], store.State],
+    caller: Caller | None = None,
     idempotent: idempotency.Idempotent | None = None,
 ) -> store.State:
-    """Run a store operation, restoring forgotten state and reserving values as it asks.
-    Only the first attempt counts against the owner's COUNTER_RATE_LIMIT. A request with an
+    """Run a store operation, restoring forgotten state and reserving values as it asks, and
+    answering the caller's checks that Redis cannot (see accounts/caller.py): an API key Redis
+    forgot is checked in SQL, a revocation mark Redis forgot is put back from SQL, and the
+    operation runs again (the refusal changed nothing). Only the first attempt that passes the
+    caller's check counts against the owner's COUNTER_RATE_LIMIT. A request with an
     Idempotency-Key that fails between its attempts leaves nothing kept (store.release)."""
     try:
         raise_to = None
-        for attempt in range(_ATTEMPTS):
+        counted = True
+        for _ in range(_ATTEMPTS):
             try:
-                return op(raise_to, attempt == 0)
+                state = op(raise_to, counted)
             except store.StateMissing:
                 _restore(owner_id=owner_id, name=name)
-                raise_to = None  # reserved for another primary, perhaps: reserve again
+                raise_to, counted = None, False  # reserved for another primary, perhaps: reserve again
+                continue
             except store.LimitReached as exc:
                 raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed, primary=exc.primary)
+                counted = False
+                continue
             except store.ValueOverflow:
                 raise CounterOverflow() from None
+            except ApiKeyUnknown:
+                caller.key_forgotten(action, name)  # SQL: the entry put back, or the 401
+                continue
+            except RevocationUnknown:
+                caller.mark_forgotten()
+                continue
+            except ApiKeyOutOfScope:
+                raise caller.out_of_scope(action, name) from None
+            if caller is not None:
+                caller.checked = True  # the script let it through
+                if state.key_touched:
+                    caller.key_used()
+            return state
         raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
     except Exception:  # re-raised: whatever failed, the request's hold must not outlive it
         if idempotent is not None:
@@ -188,8 +211,9 @@ def counter_create(*, owner_id: int, name: str, value: int = 0, actor: Actor = h
     return store.State(value, created)
 
 
-# ``credential`` below: what the store checks about the caller in the same Redis call (an
-# access token's rev, an API key not checked yet; see Credential). Refused, nothing changed.
+# ``caller`` below: the API's caller (accounts/caller.py), whose credential the store checks in
+# the same Redis call; refused, nothing changed. None: a call the service trusts (the web app's
+# session, the admin, a command), for ``owner_id``.
 
 
 # ``idempotent`` below: the request's Idempotency-Key (see idempotency.Idempotent); a request that
@@ -201,16 +225,18 @@ def counter_next(
     owner_id: int,
     name: str,
     step: int = 1,
-    credential: Credential = None,
+    caller: Caller | None = None,
     idempotent: idempotency.Idempotent | None = None,
 ) -> store.State:
     """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
     state = _with_state(
         owner_id=owner_id,
         name=name,
+        action="next",
+        caller=caller,
         idempotent=idempotent,
         op=lambda raise_to, counted: store.next_value(
-            owner_id, name, step, raise_to=raise_to, counted=counted, credential=credential, idempotent=idempotent
+            owner_id, name, step, raise_to=raise_to, counted=counted, caller=caller, idempotent=idempotent
         ),
     )
     _count("next", state, values=step)
@@ -229,7 +255,7 @@ def counter_set(
     owner_id: int,
     name: str,
     value: int,
-    credential: Credential = None,
+    caller: Caller | None = None,
     idempotent: idempotency.Idempotent | None = None,
     actor: Actor = history.SYSTEM,
     kind: str = CounterChange.Kind.SET,
@@ -241,6 +267,8 @@ def counter_set(
     state = _with_state(
         owner_id=owner_id,
         name=name,
+        action="set",
+        caller=caller,
         idempotent=idempotent,
         op=lambda raise_to, counted: store.set_value(
             owner_id,
@@ -248,7 +276,7 @@ def counter_set(
             value,
             raise_to=raise_to,
             counted=counted,
-            credential=credential,
+            caller=caller,
             idempotent=idempotent,
             change=change,
         ),
@@ -259,22 +287,29 @@ def counter_set(
     return state
 
 
-def counter_get(*, owner_id: int, name: str, counted: bool = True, credential: Credential = None) -> store.State:
+def counter_get(*, owner_id: int, name: str, counted: bool = True, caller: Caller | None = None) -> store.State:
     state = _with_state(
         owner_id=owner_id,
         name=name,
-        op=lambda _, first: store.get(owner_id, name, counted=counted and first, credential=credential),
+        action="read",
+        caller=caller,
+        op=lambda _, first: store.get(owner_id, name, counted=counted and first, caller=caller),
     )
     metrics.operation("read")
     return state
 
 
-def counter_values(
-    rows: list[Counter], *, counted_for: int | None = None, credential: TokenRev | None = None
-) -> list[int]:
+def counter_values(rows: list[Counter], *, counted_for: int | None = None, caller: Caller | None = None) -> list[int]:
     """The values of many counters, read in one round trip (plus a restore for any lost).
-    ``counted_for``: the user whose COUNTER_RATE_LIMIT (and revocation mark) the read checks."""
-    states = store.get_many([(row.owner_id, row.name) for row in rows], counted_for=counted_for, credential=credential)
+    ``counted_for``: the user whose COUNTER_RATE_LIMIT (and, for an access token, whose
+    revocation mark) the read checks; an API key is checked before (caller.owner())."""
+    keys_ = [(row.owner_id, row.name) for row in rows]
+    rev = caller.credential if caller is not None and isinstance(caller.credential, TokenRev) else None
+    try:
+        states = store.get_many(keys_, counted_for=counted_for, credential=rev)
+    except RevocationUnknown:  # nothing was counted: the mark goes back from SQL, and again
+        caller.mark_forgotten()
+        states = store.get_many(keys_, counted_for=counted_for, credential=rev)
     values = []
     for row, state in zip(rows, states, strict=True):
         if state is None:

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from django.conf import settings
 
-from accounts.store import REFUSALS, Credential, KeyEntry, RevocationUnknown, TokenRev, TokenRevoked, gate
+from accounts.caller import Caller
+from accounts.store import REFUSALS, KeyEntry, RevocationUnknown, TokenRev, TokenRevoked, gate
 from incrementific import metrics, rates
 from incrementific.idempotency import IdempotencyKeyInProgress, IdempotencyKeyReused, Idempotent
 from incrementific.redis import CounterStoreUnavailable, client, fenced, guarded, keys, run, scripts
@@ -96,14 +97,16 @@ def _change(
     amount: int,
     raise_to: int | None,
     counted: bool,
-    credential: Credential,
+    caller: Caller | None,
     idempotent: Idempotent | None = None,
     change: str | None = None,
 ):
     # The scripts' KEYS and ARGV (lua/gate.lua) come in fixed places; a part that the call does
     # not use and that no other follows is left off, so the steady call sends no padding.
     rate_keys, rate_args, retry_after = _rate(owner_id, counted)
-    check_key, check_args = gate(owner_id, credential, action, name)
+    check_key, check_args = (
+        gate(owner_id, None, action, name) if caller is None else caller.gate(owner_id, action, name)
+    )
     keys_ = [keys.counter(owner_id, name), check_key, *rate_keys]
     args = [amount, "" if raise_to is None else raise_to, *rate_args, *check_args]
     if idempotent is not None or change is not None:  # KEYS[4], ARGV[10] to ARGV[12]
@@ -136,9 +139,9 @@ def _change(
     raise REFUSALS[code]()
 
 
-# The three calls below check ``credential`` (see Credential) and count the call against the
-# owner's COUNTER_RATE_LIMIT when ``counted`` (a retry of the same request is not), before
-# anything else; refused, they raise TokenRevoked, ApiKeyUnknown, ApiKeyOutOfScope or
+# The three calls below check ``caller``'s credential (Caller.gate; nothing when None) and
+# count the call against the owner's COUNTER_RATE_LIMIT when ``counted`` (a retry of the same
+# request is not), before anything else; refused, they raise TokenRevoked, ApiKeyUnknown, ApiKeyOutOfScope or
 # RateLimited, and nothing changed. A counter this primary holds no state of is StateMissing.
 
 
@@ -149,14 +152,14 @@ def next_value(
     *,
     raise_to: int | None = None,
     counted: bool = True,
-    credential: Credential = None,
+    caller: Caller | None = None,
     idempotent: Idempotent | None = None,
 ) -> State:
     """Add ``step`` and return the new state, in one round trip. Raises LimitReached (nothing
     changed; reserve its ``needed`` and call again with ``raise_to``) or ValueOverflow. With
     ``idempotent``, a request that made its change already gets its answer again (``replayed``)."""
     try:
-        return _change(scripts.NEXT, "next", owner_id, name, step, raise_to, counted, credential, idempotent)
+        return _change(scripts.NEXT, "next", owner_id, name, step, raise_to, counted, caller, idempotent)
     except LimitReached as exc:
         raise LimitReached(exc.needed + step, exc.primary) from None  # the script says the value
 
@@ -168,18 +171,18 @@ def set_value(
     *,
     raise_to: int | None = None,
     counted: bool = True,
-    credential: Credential = None,
+    caller: Caller | None = None,
     idempotent: Idempotent | None = None,
     change: str | None = None,
 ) -> State:
     """Set the value, in one round trip. Raises LimitReached above the limit. ``change``: what to
     append to the owner's stream of changes with the old and the new value (counters/history.py)."""
-    return _change(scripts.SET, "set", owner_id, name, value, raise_to, counted, credential, idempotent, change)
+    return _change(scripts.SET, "set", owner_id, name, value, raise_to, counted, caller, idempotent, change)
 
 
-def get(owner_id: int, name: str, *, counted: bool = True, credential: Credential = None) -> State:
+def get(owner_id: int, name: str, *, counted: bool = True, caller: Caller | None = None) -> State:
     """The current state, in one round trip."""
-    return _change(scripts.GET, "read", owner_id, name, 0, None, counted, credential)
+    return _change(scripts.GET, "read", owner_id, name, 0, None, counted, caller)
 
 
 def get_many(

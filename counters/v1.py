@@ -244,7 +244,7 @@ class V1CounterView(V1View):
     """The prototype's counter endpoints: always the caller's `default` counter, which checks
     the caller's token or key in its own Redis call."""
 
-    checks_caller = True  # through request.auth.call() (accounts/caller.py)
+    checks_caller = True  # in the counter's own Redis call (accounts/caller.py)
 
 
 class V1NextView(V1CounterView):
@@ -259,7 +259,10 @@ class V1NextView(V1CounterView):
     )
     def get(self, request):
         idempotent = idempotency.of(request, step=1)
-        state = request.auth.call(services.counter_next, action="next", name=DEFAULT_COUNTER, idempotent=idempotent)
+        caller = request.auth
+        state = services.counter_next(
+            owner_id=caller.owner_for_script(), caller=caller, name=DEFAULT_COUNTER, idempotent=idempotent
+        )
         return self.counter("Incremented", state)
 
 
@@ -268,7 +271,9 @@ class V1CurrentView(V1CounterView):
 
     @extend_schema(summary="Current value of `default` (prototype)", responses=CURRENT_RESPONSES)
     def get(self, request):
-        return self.counter("Current", request.auth.call(services.counter_get, action="read", name=DEFAULT_COUNTER))
+        caller = request.auth
+        state = services.counter_get(owner_id=caller.owner_for_script(), caller=caller, name=DEFAULT_COUNTER)
+        return self.counter("Current", state)
 
     @extend_schema(
         summary="Set `default` (prototype)", parameters=[IDEMPOTENCY_KEY], request=SET_REQUEST, responses=SET_RESPONSES
@@ -276,9 +281,10 @@ class V1CurrentView(V1CounterView):
     def put(self, request):
         value = _set_value(request)
         idempotent = idempotency.of(request, value=value)
-        state = request.auth.call(
-            services.counter_set,
-            action="set",
+        caller = request.auth
+        state = services.counter_set(
+            owner_id=caller.owner_for_script(),
+            caller=caller,
             name=DEFAULT_COUNTER,
             value=value,
             idempotent=idempotent,

@@ -5,7 +5,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from accounts.store import TokenRev
 from counters import history, services
 from counters.history import Actor
 from counters.selectors import counter_history, counter_list
@@ -117,8 +116,8 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
 
     lookup_field = "name"
     lookup_value_regex = NAME_PATTERN
-    # Every handler checks its caller itself (accounts/caller.py): through request.auth.call(),
-    # in the counter's own Redis call, or request.auth.owner() before anything else.
+    # Every handler checks its caller itself (accounts/caller.py): a counter's service checks it
+    # in the counter's own Redis call, or request.auth.owner() does, before anything else.
     checks_caller = True
     serializers = {
         "create": CounterCreateSerializer,
@@ -145,7 +144,8 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         return row
 
     def _state(self):
-        return self.request.auth.call(services.counter_get, action="read", name=self.kwargs["name"])
+        caller = self.request.auth
+        return services.counter_get(owner_id=caller.owner_for_script(), caller=caller, name=self.kwargs["name"])
 
     def _data(self, state) -> dict:
         return counter_data(
@@ -164,10 +164,7 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         caller = request.auth
         owner = caller.owner("read")  # an API key, checked; an access token is, in the read below
         page = self.paginate_queryset(self.get_queryset())
-        credential = caller.credential if isinstance(caller.credential, TokenRev) else None
-        values = caller.revocation_mark_put_back(
-            lambda: services.counter_values(page, counted_for=owner, credential=credential)
-        )
+        values = services.counter_values(page, counted_for=owner, caller=caller)
         base = counters_url(request)
         return self.get_paginated_response(
             [
@@ -195,9 +192,10 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
     def update(self, request, name):
         data = CounterSetSerializer.validated(request.data)
         idempotent = idempotency.of(request, value=data["value"])
-        state = request.auth.call(
-            services.counter_set,
-            action="set",
+        caller = request.auth
+        state = services.counter_set(
+            owner_id=caller.owner_for_script(),
+            caller=caller,
             name=name,
             value=data["value"],
             idempotent=idempotent,
@@ -231,5 +229,8 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
         step = 1 if request.stream is None else CounterNextSerializer.validated(request.data)["step"]
         idempotent = idempotency.of(request, step=step)
-        state = request.auth.call(services.counter_next, action="next", name=name, step=step, idempotent=idempotent)
+        caller = request.auth
+        state = services.counter_next(
+            owner_id=caller.owner_for_script(), caller=caller, name=name, step=step, idempotent=idempotent
+        )
         return idempotency.mark(self._respond(state), state)
