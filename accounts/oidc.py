@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 # Asymmetric only: never `none`, never an HS* "signed" with the provider's public key.
 ALGORITHMS = ["RS256", "ES256", "PS256"]
 DISCOVERY_SECONDS = 3600
+# How long the provider's key set is trusted without asking again (Keys).
+JWKS_SECONDS = 3600
 # How far the provider's clock and ours may disagree about `exp` and `nbf`.
 LEEWAY_SECONDS = 5
 TIMEOUT_SECONDS = 5
@@ -95,35 +97,37 @@ def configuration() -> dict:
 
 
 class Keys:
-    """The provider's signing keys by ``kid``, fetched again when a token names one not known,
-    at most every OIDC_JWKS_REFRESH_SECONDS: a rotation is picked up at once, and tokens with
-    made-up ``kid``\\s cannot make us hammer the provider. When the provider is down, the keys
-    already fetched keep verifying."""
+    """The provider's signing keys, through PyJWT's own ``PyJWKClient`` (one per JWKS address,
+    which comes from the discovery document): the set is kept JWKS_SECONDS, and fetched again
+    for a token that names an unknown ``kid`` at most every OIDC_JWKS_REFRESH_SECONDS (its
+    cooldown), so a rotation is picked up at once and tokens with made-up ``kid``\\s cannot
+    make us hammer the provider. A key the provider stopped listing is trusted no longer than
+    JWKS_SECONDS; so is a set the provider could not be asked for again (then its tokens are
+    refused until it answers)."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.by_kid: dict[str, jwt.PyJWK] = {}
-        self.fetched_at = float("-inf")
+        self.clients: dict[tuple[str, int], jwt.PyJWKClient] = {}
+
+    def _client(self, uri: str) -> jwt.PyJWKClient:
+        cooldown = settings.OIDC_JWKS_REFRESH_SECONDS
+        client = self.clients.get((uri, cooldown))
+        if client is None:
+            with self.lock:
+                client = self.clients.setdefault(
+                    (uri, cooldown),
+                    jwt.PyJWKClient(uri, lifespan=JWKS_SECONDS, cooldown_duration=cooldown, timeout=TIMEOUT_SECONDS),
+                )
+        return client
 
     def get(self, kid: str) -> jwt.PyJWK | None:
-        key = self.by_kid.get(kid)
-        if key is not None:
-            return key
-        with self.lock:
-            key = self.by_kid.get(kid)
-            if key is not None or time.monotonic() - self.fetched_at < settings.OIDC_JWKS_REFRESH_SECONDS:
-                return key
-            self.fetched_at = time.monotonic()
-            try:
-                response = requests.get(configuration()["jwks_uri"], timeout=TIMEOUT_SECONDS)
-                response.raise_for_status()
-                found = jwt.PyJWKSet.from_dict(response.json()).keys
-            except (requests.RequestException, ValueError, KeyError, jwt.PyJWKError, ProviderUnavailable) as exc:
-                logger.warning("the provider's keys could not be fetched: %s", exc)
-                return None
-            # A key the provider no longer lists is no longer trusted.
-            self.by_kid = {k.key_id: k for k in found if k.key_id and k.public_key_use in (None, "sig")}
-            return self.by_kid.get(kid)
+        try:
+            return self._client(configuration()["jwks_uri"]).get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as exc:
+            logger.warning("the provider's keys could not be fetched: %s", exc)
+        except (jwt.PyJWKClientError, jwt.PyJWKError, KeyError, ProviderUnavailable) as exc:
+            logger.info("no key of the provider's for kid %r: %s", kid, exc)
+        return None
 
 
 keys = Keys()

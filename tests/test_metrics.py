@@ -167,3 +167,27 @@ def test_values_handed_out_are_summed_over_every_gunicorn_worker(tmp_path, priva
         time.sleep(1.5)  # and nothing more arrives later
         assert handed_out() == before + 3
         assert (tmp_path / "prometheus").is_dir() and any((tmp_path / "prometheus").iterdir())
+
+
+def test_a_batch_of_durations_lands_where_observing_each_would_put_it():
+    # metrics._observe_many writes prometheus_client's private per-bucket counters (_buckets,
+    # _sum) to flush a batch at once; this pins that they mean what Histogram.observe() does.
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    samples = [0.0004, 0.001, 0.003, 0.003, 0.07, 0.9, 4.0, 12.0]
+    registry = CollectorRegistry()
+    one_by_one = Histogram("one_by_one", "", ["route"], buckets=metrics.BUCKETS, registry=registry)
+    batched = Histogram("batched", "", ["route"], buckets=metrics.BUCKETS, registry=registry)
+    for seconds in samples:
+        one_by_one.labels("r").observe(seconds)
+    slots = [0] * (len(metrics.BUCKETS) + 3)
+    for seconds in samples:  # as metrics.request_finished() keeps them
+        slots[metrics.bisect_left(metrics.BUCKETS, seconds)] += 1
+        slots[-2] += 1
+        slots[-1] += seconds
+    metrics._observe_many(batched.labels("r"), slots)
+    text = generate_latest(registry).decode()
+    kept = [line for line in text.splitlines() if "_created" not in line]  # when each was made
+    lines = sorted(line.replace("one_by_one", "h") for line in kept if line.startswith("one_by_one"))
+    assert lines == sorted(line.replace("batched", "h") for line in kept if line.startswith("batched"))
+    assert 'h_bucket{le="0.005",route="r"} 4.0' in lines and 'h_count{route="r"} 8.0' in lines

@@ -273,6 +273,20 @@ def test_a_rotated_key_is_picked_up_and_the_provider_down_leaves_cached_tokens_w
     assert on_next(new).json()["value"] == 4  # the key is cached too
 
 
+def test_a_key_the_provider_stopped_listing_is_trusted_no_longer_than_its_set_is_kept(provider, db, monkeypatch):
+    monkeypatch.setattr(oidc, "JWKS_SECONDS", 1)
+    forget_the_provider()
+    old = provider.service_token()
+    assert on_next(old).status_code == 200
+    provider.restart([harness.new_key("second")])  # the first key is gone from its JWKS
+    oidc._verified.cache_clear()  # a new worker's view: the token not checked yet
+    assert on_next(old).status_code == 200  # the set fetched a moment ago still holds it
+    time.sleep(1.1)
+    oidc._verified.cache_clear()
+    r = on_next(old)
+    assert (r.status_code, r.json()) == (401, BAD_TOKEN)
+
+
 def test_our_own_tokens_and_api_keys_work_beside_the_provider_s(provider, alice, alice_client):
     assert alice_client.post("/api/counters/default/next").json()["value"] == 1
     from accounts.services import api_key_create

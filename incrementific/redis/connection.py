@@ -35,6 +35,7 @@ from redis.exceptions import (
     RedisClusterException,
     RedisError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -203,9 +204,13 @@ def _cluster_command(args: tuple) -> object:
     try:
         if args[0] not in ("EVALSHA", "EVAL") or args[2] == 0:
             raise LookupError(args[0])
-        primary = cluster.nodes_manager.slots_cache[key_slot(args[3].encode())][0]
+        primary = cluster.nodes_manager.get_node_from_slot(key_slot(args[3].encode()))
         pool = primary.redis_connection.connection_pool
-    except (LookupError, AttributeError):  # not a script, a slot not mapped yet, a node not met yet
+    except (
+        LookupError,
+        AttributeError,
+        SlotNotCoveredError,
+    ):  # not a script, a slot not mapped yet, a node not met yet
         return cluster.execute_command(*args)
     idle = _node_idle.get(pool)
     if idle is None:
@@ -236,7 +241,7 @@ os.register_at_fork(after_in_child=lambda: _use_pool(None))
 
 def _send_and_read(conn, args: tuple) -> object:
     try:
-        if conn._sock is None:
+        if not conn.is_connected:
             # Connect the way the connection's class does: a Sentinel-managed one asks the
             # Sentinels where the primary is. send_command() would connect by itself, but
             # around that (redis-py 8: connect_check_health), to the address last used, or to
