@@ -38,7 +38,7 @@ test-postgres: install
 test-ha: install
 	$(VENV)/bin/pytest -m ha tests/test_ha.py
 
-# The suite again with a real six-node Redis Cluster as the store (tests/cluster.py), then its
+# The suite again with a real six-node Redis Cluster as the store (tests/harness/cluster.py), then its
 # failovers, a reshard under load and three app servers (tests/test_cluster.py); not part of `make test`.
 test-cluster: install
 	TEST_REDIS_CLUSTER=1 $(VENV)/bin/pytest
@@ -48,19 +48,19 @@ test-cluster: install
 # SOAK_SENTINEL=1: a primary, a replica and three Sentinels, and failovers as the faults;
 # SOAK_CLUSTER=1: a six-node Redis Cluster, primaries killed and slots moved.
 soak: install
-	$(PY) -m tests.soak
+	$(PY) -m tests.harness.soak
 
 # The service against its bare-WSGI anchor under wrk, with 100,000 counters too; writes BENCHMARKS.md.
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
-	$(PY) -m tests.bench --big
+	$(PY) -m tests.harness.bench --big
 
 # Instructions per `next` in-process under valgrind's callgrind: a figure the machine's noise cannot move.
 bench-ir: install
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq valgrind; } \
 		|| { echo "make bench-ir needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
-	$(PY) -m tests.bench_ir
+	$(PY) -m tests.harness.bench_ir
 
 # schemathesis against a live server from the OpenAPI schema, with many examples per endpoint.
 fuzz: install

@@ -16,7 +16,7 @@ from counters import history
 from incrementific.redis import connection
 from incrementific.redis_server import RedisServer
 
-_session_redis = None  # a RedisServer, or with TEST_REDIS_CLUSTER a tests.cluster.Cluster
+_session_redis = None  # a RedisServer, or with TEST_REDIS_CLUSTER a tests.harness.cluster.Cluster
 
 # `make test-cluster`: the same tests with a real six-node Redis Cluster as the store.
 CLUSTER = os.environ.get("TEST_REDIS_CLUSTER", "") not in ("", "0")
@@ -26,7 +26,7 @@ def pytest_configure(config):
     """Every test run gets a private Redis server: real, never a fake, never a shared one."""
     global _session_redis
     if CLUSTER:
-        from tests.cluster import Cluster
+        from tests.harness.cluster import Cluster
 
         _session_redis = Cluster(Path(settings.DATA_DIR) / "redis-cluster")
         settings.REDIS_CLUSTER_NODES = [("127.0.0.1", port) for port in _session_redis.servers]
@@ -38,7 +38,7 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    from tests.cluster import REPORTED
+    from tests.harness.cluster import REPORTED
 
     if REPORTED:
         terminalreporter.section("what the cluster tests measured")

@@ -46,7 +46,7 @@ def counter_url(name: str, suffix: str = "") -> str:
 
 def wsgi_environ(method: str, path: str, **headers: str) -> dict:
     """A WSGI environ for a body-less request, as gunicorn would pass it; headers by their
-    environ names, e.g. HTTP_AUTHORIZATION="Bearer ..." (tests/test_wsgi.py, tests/bench_ir.py)."""
+    environ names, e.g. HTTP_AUTHORIZATION="Bearer ..." (tests/test_wsgi.py, tests/harness/bench_ir.py)."""
     return {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,

@@ -1,6 +1,6 @@
 """bench_ab's verdict says how sure it is: the rounds' paired differences and their spread."""
 
-from tests.bench_ab import Spread
+from tests.harness.bench_ab import Spread
 
 
 def test_the_spread_is_the_rounds_paired_differences():

@@ -7,7 +7,7 @@ from django_redis import get_redis_connection
 
 from tests.conftest import bearer
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.bench_reference")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.harness.bench_reference")]
 
 
 def counted() -> int:

@@ -657,9 +657,9 @@ def test_the_browsable_apis_next_form_sent_twice_takes_one_value(site, alice, mo
 
 def test_log_in_with_the_provider_and_land_on_the_dashboard(site, tmp_path, settings):
     """Single sign-on in the browser: our log-in page, the provider's own pages (panva's
-    oidc-provider, tests/oidc.py: any password), and back on the dashboard with a new account."""
+    oidc-provider, tests/harness/oidc.py: any password), and back on the dashboard with a new account."""
     from accounts import oidc
-    from tests import oidc as harness
+    from tests.harness import oidc as harness
 
     reason = harness.missing()
     if reason:

@@ -1,9 +1,9 @@
 """A real Redis Cluster under load: failovers and a reshard hand out no value twice
 (`make test-cluster`, and .ci/run).
 
-Each test starts six nodes (tests/cluster.py), gunicorn on them, users whose counters lie in
+Each test starts six nodes (tests/harness/cluster.py), gunicorn on them, users whose counters lie in
 every shard, and client threads that take `next` on those counters throughout, keeping every
-value returned (tests/ha.py's Load). What a test measured (503s, skipped values, throughput)
+value returned (tests/harness/ha.py's Load). What a test measured (503s, skipped values, throughput)
 is printed at the end of the run.
 """
 
@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from tests.cluster import REPORTED, Cluster, key_slot
-from tests.ha import Apps, Load, manage_check, request, shared_database, token_user_id, wait_for
+from tests.harness.cluster import REPORTED, Cluster, key_slot
+from tests.harness.ha import Apps, Load, manage_check, request, shared_database, token_user_id, wait_for
 
 pytestmark = pytest.mark.cluster
 UNAVAILABLE = {b'{"detail":"Counter storage is unavailable, try again.","code":"counter_store_unavailable"}'}
-TIMEOUT = 1  # REDIS_TIMEOUT_SECONDS of tests/ha.py's Apps
+TIMEOUT = 1  # REDIS_TIMEOUT_SECONDS of tests/harness/ha.py's Apps
 
 
 def counter_key(token: str, name: str) -> str:

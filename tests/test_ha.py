@@ -1,6 +1,6 @@
 """Failover with real Sentinels: no value handed out twice (`make test-ha`, and .ci/run).
 
-Each test starts a primary, a replica and three Sentinels (tests/ha.py), gunicorn on them, and
+Each test starts a primary, a replica and three Sentinels (tests/harness/ha.py), gunicorn on them, and
 client threads that take `next` on a few counters throughout, keeping every value returned.
 """
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.ha import (
+from tests.harness.ha import (
     MASTER,
     UNDEMOTABLE,
     Apps,

@@ -1,4 +1,4 @@
-"""`python -m tests.bench_ir`: instructions per `next` request, counted by valgrind's callgrind.
+"""`python -m tests.harness.bench_ir`: instructions per `next` request, counted by valgrind's callgrind.
 
 Requests per second on a shared machine drift by tens of percent from one minute to the next;
 instruction counts do not. Each handler of incrementific/wsgi.py (the full middleware list, and
@@ -7,11 +7,12 @@ in-process, N times and 0 times under callgrind, closing each response as a WSGI
 (Django sends request_finished from there); the difference over N is the cost of one
 request in the app's own code (Django, DRF, ours, redis-py; not gunicorn, not Redis's side).
 
-    python -m tests.bench_ir [--requests 300] [--scenario next|next-key|next-scoped-key|next-provider|current|set]
-                             [--bearer-only | --entry] [--sentinel | --cluster]
+    python -m tests.harness.bench_ir [--requests 300]
+        [--scenario next|next-key|next-scoped-key|next-provider|current|set]
+        [--bearer-only | --entry] [--sentinel | --cluster]
 
-`--sentinel` serves from a primary under three Sentinels (tests/ha.py), where the state is fenced;
-`--cluster` from a six-node Redis Cluster (tests/cluster.py), fenced too, through redis-py's RedisCluster.
+`--sentinel` serves from a primary under three Sentinels (tests/harness/ha.py), where the state is fenced;
+`--cluster` from a six-node Redis Cluster (tests/harness/cluster.py), fenced too, through redis-py's RedisCluster.
 
 Scenarios: `next` with a JWT (the default), `next` with an API key (or one limited to `next` on
 its counter), reading a counter
@@ -34,14 +35,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 HANDLERS = ["browser_application", "bearer_application"]
 SCENARIOS = {  # name: (method, path, credential, JSON body)
     "next": ("POST", "/api/counters/default/next", "jwt", b""),
     "next-key": ("POST", "/api/counters/default/next", "key", b""),
     # A least-privilege key (accounts/scopes.py): next only, on its counter only.
     "next-scoped-key": ("POST", "/api/counters/default/next", "scoped-key", b""),
-    # An access token of an OpenID Connect provider (tests/oidc.py, on Node.js): its subject's
+    # An access token of an OpenID Connect provider (tests/harness/oidc.py, on Node.js): its subject's
     # account is made by the first request.
     "next-provider": ("POST", "/api/counters/default/next", "provider", b""),
     "current": ("GET", "/api/counters/default", "jwt", b""),
@@ -107,7 +108,7 @@ def instructions(handler_name: str, n: int, scenario: str, redis: dict[str, str]
         "PYTHONHASHSEED": "0",
     }
     run = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "tests.bench_ir",
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "tests.harness.bench_ir",
          "--child", handler_name, str(n), scenario],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -136,13 +137,13 @@ def main() -> int:
         return 0
 
     from incrementific.redis_server import RedisServer
-    from tests.cluster import Cluster
-    from tests.ha import Replicated
+    from tests.harness.cluster import Cluster
+    from tests.harness.ha import Replicated
 
     handlers = ["application"] if args.entry else HANDLERS[1:] if args.bearer_only else HANDLERS
     provider, provider_env = None, {}
     if SCENARIOS[args.scenario][2] == "provider":
-        from tests import oidc
+        from tests.harness import oidc
 
         reason = oidc.missing()
         if reason:

@@ -2,7 +2,7 @@
 
 The service runs as in production (gunicorn with gunicorn.conf.py, DEBUG off) against a private
 Redis with the default persistence (AOF, appendfsync always). In the same run, with the same
-gunicorn settings and the same Redis, wrk loads the anchor (tests/bench_anchor.py: one INCR and a
+gunicorn settings and the same Redis, wrk loads the anchor (tests/harness/bench_anchor.py: one INCR and a
 JSON body), so every figure is also a ratio to the floor any Python web stack stands on, which
 is the number that means something on a shared, noisy machine. The machine's speed moves from
 one second to the next, so the scenarios run in rounds between runs of the anchor, and each
@@ -10,7 +10,7 @@ figure is a median over rounds, each round's ratio taken against the anchor arou
 `next` answer is kept and checked for duplicates. The table is printed and written to
 BENCHMARKS.md.
 
-    python -m tests.bench [--rounds 5] [--seconds 4] [--big]
+    python -m tests.harness.bench [--rounds 5] [--seconds 4] [--big]
 """
 
 import argparse
@@ -30,7 +30,7 @@ from pathlib import Path
 from incrementific.redis import connection, keys
 from incrementific.redis_server import RedisServer, free_port
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "gunicorn.conf.py")]
 
 WRK_SCRIPT = """
@@ -121,13 +121,13 @@ class Stack:
             subprocess.run([sys.executable, "manage.py", *command, "-v0"], env=self.env, cwd=BASE_DIR, check=True)
         self.app_port, self.anchor_port = free_port(), free_port()
         self.app = self._gunicorn(self.app_port, "incrementific.wsgi")
-        self.anchor = self._gunicorn(self.anchor_port, "tests.bench_anchor:application")
+        self.anchor = self._gunicorn(self.anchor_port, "tests.harness.bench_anchor:application")
         self.others = [self.app, self.anchor]
         wait_for(self.app_port)
         wait_for(self.anchor_port, "/")
-        if reference:  # the issue's plain DRF views (tests/bench_reference.py)
+        if reference:  # the issue's plain DRF views (tests/harness/bench_reference.py)
             self.reference_port = free_port()
-            self.others.append(self._gunicorn(self.reference_port, "tests.bench_reference:application"))
+            self.others.append(self._gunicorn(self.reference_port, "tests.harness.bench_reference:application"))
             wait_for(self.reference_port, "/plain")
 
     def _gunicorn(self, port, app):
@@ -371,7 +371,9 @@ def write_report(measured, big, memory, duplicates, args):
     report = BASE_DIR / "BENCHMARKS.md"
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     marker = "<!-- bench:latest -->"
-    command = f"python -m tests.bench --rounds {args.rounds} --seconds {args.seconds}{' --big' if args.big else ''}"
+    command = (
+        f"python -m tests.harness.bench --rounds {args.rounds} --seconds {args.seconds}{' --big' if args.big else ''}"
+    )
     block = (
         f"{marker}\n`{command}` on {cores} cores, {time.strftime('%Y-%m-%d')}; gunicorn "
         f"{os.environ.get('WEB_CONCURRENCY', '3')} sync workers with the access log off (all alike), Redis with "

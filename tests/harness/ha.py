@@ -239,7 +239,7 @@ def manage_check(data_dir: Path, **env: str) -> tuple[list[str], str]:
         "JWT_SIGNING_KEY": "j" * 64,
         **env,
     }
-    base = Path(__file__).resolve().parent.parent
+    base = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, cwd=base)
     return done.stdout.splitlines(), done.stderr
 

@@ -1,6 +1,6 @@
 """A real OpenID Connect provider for tests/test_oidc.py: panva's oidc-provider (OpenID
-Certified) on the machine's Node.js, from the npm registry into tests/oidc/node_modules
-(`npm ci --prefix tests/oidc`, which .ci/run and the first test that needs it run).
+Certified) on the machine's Node.js, from the npm registry into tests/harness/oidc/node_modules
+(`npm ci --prefix tests/harness/oidc`, which .ci/run and the first test that needs it run).
 
 It listens on a free port and signs with keys of ours (a file of private JWKs), so that a test
 can restart it with new ones (a rotation) or stop it (the provider down). Its development login
@@ -38,7 +38,7 @@ def missing() -> str | None:
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=FOLDER, capture_output=True, text=True
         )
         if done.returncode != 0:
-            return f"npm ci in tests/oidc failed: {done.stderr.strip()[-300:]}"
+            return f"npm ci in tests/harness/oidc failed: {done.stderr.strip()[-300:]}"
     return None
 
 

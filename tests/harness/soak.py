@@ -6,16 +6,16 @@ with -9 and restarted from its AOF, flushed, or replaced by an empty server. Eve
 returned is kept, and at the end one line says what happened. Exits 1 on any duplicate.
 
 With --sentinel (`make soak SOAK_SENTINEL=1`) the counters live on a primary and a replica under
-three Sentinels (tests/ha.py), and the faults are failovers: a manual one (the old primary stays
+three Sentinels (tests/harness/ha.py), and the faults are failovers: a manual one (the old primary stays
 writable for a while), the primary killed with -9, and the primary killed while the replica is
 stopped and behind (tests/test_ha.py stages the same). A killed server comes back as a replica.
 
-With --cluster (`make soak SOAK_CLUSTER=1`) they live on a six-node Redis Cluster (tests/cluster.py),
+With --cluster (`make soak SOAK_CLUSTER=1`) they live on a six-node Redis Cluster (tests/harness/cluster.py),
 each counter a user's of its own so that they spread over the shards, and the faults are a
 primary killed with -9, a primary killed while its replica is stopped and behind, and a counter's
 slot moved to another primary under load (tests/test_cluster.py stages each).
 
-    python -m tests.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50]
+    python -m tests.harness.soak [--seconds 180] [--workers 4] [--clients 16] [--counters 4] [--block 50]
                          [--sentinel | --cluster]
 """
 
@@ -37,10 +37,10 @@ from pathlib import Path
 import redis as redis_py
 
 from incrementific.redis_server import RedisServer, free_port
-from tests.cluster import Cluster, key_slot
-from tests.ha import MASTER, Replicated, fill_replica_link, token_user_id, wait_for
+from tests.harness.cluster import Cluster, key_slot
+from tests.harness.ha import MASTER, Replicated, fill_replica_link, token_user_id, wait_for
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 class Service:

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from incrementific.redis_server import RedisServer, RedisServerError, find_binary, free_port
-from tests.ha import NODE_OPTIONS, wait_for
+from tests.harness.ha import NODE_OPTIONS, wait_for
 
 NODE_TIMEOUT_MS = 1000
 # What the cluster tests measured, printed at the end of the run (tests/conftest.py).
@@ -190,7 +190,7 @@ class Cluster:
 
     def fill_replica_link(self, primary: int, key: str, at_least: int = 2_000_000) -> int:
         """With the replica stopped, write 1 MB values to ``key`` until the primary holds
-        ``at_least`` bytes it cannot send (tests/ha.py's filler does this with PUBLISH, which a
+        ``at_least`` bytes it cannot send (tests/harness/ha.py's filler does this with PUBLISH, which a
         Cluster sends on its bus instead). Returns the primary's replication offset after it."""
         node = self.node(primary)
 
@@ -225,7 +225,7 @@ def _owns(slots: list[tuple[int, int]], slot: int) -> bool:
     return any(low <= slot <= high for low, high in slots)
 
 
-if __name__ == "__main__":  # a cluster to try things on: python -m tests.cluster FOLDER [APPENDFSYNC]
+if __name__ == "__main__":  # a cluster to try things on: python -m tests.harness.cluster FOLDER [APPENDFSYNC]
     import signal
     import sys
 

@@ -1,5 +1,5 @@
 // A real OpenID Connect provider for tests/test_oidc.py: panva's oidc-provider, configured by
-// tests/oidc.py through the environment. Its own development login pages (devInteractions)
+// tests/harness/oidc.py through the environment. Its own development login pages (devInteractions)
 // take any username and password: the username is the subject.
 //
 //   OIDC_PORT, OIDC_ISSUER        where it listens, and the issuer it names
