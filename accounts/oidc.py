@@ -1,4 +1,4 @@
-"""Single sign-on with an OpenID Connect provider (README "Single sign-on"): people log in with
+"""Single sign-on with an OpenID Connect provider (docs/single-sign-on.md): people log in with
 it, and services call the API with its access tokens.
 
 The libraries, chosen to write no OAuth or JOSE code here:

@@ -3,7 +3,7 @@
 The reservations in SQL make a Redis that *forgets* harmless (a forgotten counter resumes
 above everything it handed out), but not one that comes back *stale*: an old copy of a counter
 cannot be told from a live one, and `next` would hand out its last values again. See
-README.md, "Redis in production".
+docs/redis-in-production.md.
 
 They connect to Redis, so, like Django's database checks, they run only when asked for:
 `manage.py check` (counters/management/commands/check.py) asks. Every other command (migrate,
@@ -106,7 +106,7 @@ def _persistence_warnings(config: dict[str, str]) -> list[Warning]:
             Warning(
                 f"Redis appendfsync is {appendfsync!r}: a crash can bring counters back stale, "
                 "and `next` would then hand out values again.",
-                hint="Set appendfsync always (README.md, 'Redis in production').",
+                hint="Set appendfsync always (docs/redis-in-production.md).",
                 id="counters.W002",
             )
         )
@@ -140,7 +140,7 @@ def _persistence_warnings(config: dict[str, str]) -> list[Warning]:
 
 
 def _failover_warnings(report: Report, shard: Shard) -> list[Warning]:
-    """What weakens the guarantees where a replica can be promoted (README, 'Redis in production')."""
+    """What weakens the guarantees where a replica can be promoted (docs/redis-in-production.md)."""
     warnings = []
     writable = [r.address for r in shard.replicas if r.config.get("replica-read-only") == "no"]
     if writable:

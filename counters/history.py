@@ -7,7 +7,7 @@ the set; :func:`move` takes the stream's entries into SQL, each entry once (its 
 with the row). That happens before anything reads the history (the API, the web app, the
 admin), and every HISTORY_MOVE_SECONDS (5) in the background of each process that set a
 counter, so a stream stays short. What Redis loses before it is moved is lost with the set itself (a Redis
-without persistence, a failover in its last moments: README, "Redis in production").
+without persistence, a failover in its last moments: docs/redis-in-production.md).
 
 `next` is not recorded: the metrics count it (incrementific/metrics.py).
 """

@@ -28,7 +28,7 @@ NAME = OpenApiParameter(
 )
 
 
-# What delete means, said wherever a counter is deleted or created (README.md says it too).
+# What delete means, said wherever a counter is deleted or created (docs/api.md says it too).
 NAME_AGAIN_STARTS_AGAIN = (
     "Deleting a counter deletes its numbers with it: a counter created again under the same name "
     "starts again from its starting value (1, 2, 3 ... then 1, 2 again). To keep a sequence that "

@@ -39,7 +39,7 @@ class ProviderTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": "An access token from the OpenID Connect provider (OIDC_ISSUER) whose `aud` holds "
-            "OIDC_API_AUDIENCE, when that is set (README, Single sign-on).",
+            "OIDC_API_AUDIENCE, when that is set (docs/single-sign-on.md).",
         }
 
 

@@ -1,6 +1,6 @@
 """Settings for incrementific, read from the environment and safe by default.
 
-Every variable is listed with its default in README.md and .env.example.
+Every variable is listed with its default in docs/configuration.md and .env.example.
 """
 
 import logging
@@ -149,7 +149,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0
 REDIS_TIMEOUT_SECONDS = envint("REDIS_TIMEOUT_SECONDS", 2, minimum=1)
 # Redis Sentinel: the counters live on the primary that these Sentinels name for
 # REDIS_SENTINEL_MASTER, and REDIS_URL gives only the database number and the data password.
-# Empty: the single server at REDIS_URL. See incrementific/redis/connection.py, README "Redis in production".
+# Empty: the single server at REDIS_URL. See incrementific/redis/connection.py, docs/redis-in-production.md.
 REDIS_SENTINELS = envaddresses("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip() or "mymaster"
 REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD") or None
@@ -334,7 +334,7 @@ LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
 
-# Single sign-on with an OpenID Connect provider (accounts/oidc.py, README "Single sign-on"); all
+# Single sign-on with an OpenID Connect provider (accounts/oidc.py, docs/single-sign-on.md); all
 # off unless set. The provider's /.well-known/openid-configuration tells the endpoints and keys.
 OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").strip()
 OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "").strip()

@@ -272,7 +272,7 @@ def test_redis_py_gets_the_cluster_from_any_one_seed(tmp_path):
 
 
 def test_the_readmes_redis_user_serves_on_a_cluster(tmp_path):
-    """README's ACL lines (the user, and what a Cluster adds) on every node: the service runs as
+    """docs/redis-in-production.md's ACL lines (the user, and what a Cluster adds) on every node: the service runs as
     that user, the topology's own commands (the slot map, ASK) included."""
     from tests.test_redis_acl import PASSWORD, acl_lines
 

@@ -1,7 +1,9 @@
-"""The README's curl examples, run as written against a live server.
+"""The README's curl examples, and the reference pages' in docs/, run as written against a live
+server.
 
-Every ```sh block that calls curl runs, in order, in one bash session (so variables carry from
-block to block), with `B` pointed at the live server. A `# {...}` or `# [...]` line under a
+Every ```sh block that calls curl runs, in order (the README first, then each page of docs/ by
+name), in one bash session (so variables carry from block to block), with `B` pointed at the
+live server. A `# {...}` or `# [...]` line under a
 command is what that command must print, where `...` stands for anything and the README's
 http://127.0.0.1:8000 for the live server.
 """
@@ -12,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+BASE_DIR = Path(__file__).resolve().parent.parent
+README = BASE_DIR / "README.md"
+PAGES = [README, *sorted((BASE_DIR / "docs").glob("*.md"))]
 README_HOST = "http://127.0.0.1:8000"
 
 
 def curl_blocks() -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    blocks = [block for page in PAGES for block in re.findall(r"```sh\n(.*?)```", page.read_text(), re.S)]
     return [b for b in blocks if "curl " in b]
 
 
@@ -62,7 +66,8 @@ def test_every_curl_example_in_the_readme_answers_as_written(live_server):
 
 
 def test_the_api_table_says_what_delete_means():
-    [row] = [line for line in README.read_text().splitlines() if line.startswith("| `DELETE /api/counters/{name}`")]
+    api = BASE_DIR / "docs" / "api.md"
+    [row] = [line for line in api.read_text().splitlines() if line.startswith("| `DELETE /api/counters/{name}`")]
     assert (
         "one created again under the same name starts again from its starting value (1, 2, 3 ... then 1, 2 again)"
         in row

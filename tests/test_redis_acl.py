@@ -1,6 +1,6 @@
-"""The Redis ACL that README "Redis in production" gives the app's user is enough, and no more.
+"""The Redis ACL that docs/redis-in-production.md gives the app's user is enough, and no more.
 
-The line is read from the README itself, so the README stays true: every surface that touches
+The line is read from that page itself, so the page stays true: every surface that touches
 Redis (accounts and their rate limits, tokens and their revocation, API keys and their entries,
 counters, lists, Idempotency-Keys, deletes, manage.py check) runs as that user.
 """
@@ -17,13 +17,13 @@ from django.test import override_settings
 
 from counters.checks import check_counter_redis
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "redis-in-production.md"
 PASSWORD = "a-long-random-password"
 
 
 def acl_lines() -> list[str]:
-    """The README's lines: the user's whole definition, then what a Cluster adds."""
-    lines = re.findall(r"^ACL SETUSER incrementific .*$", README.read_text(), re.MULTILINE)
+    """The page's lines: the user's whole definition, then what a Cluster adds."""
+    lines = re.findall(r"^ACL SETUSER incrementific .*$", PAGE.read_text(), re.MULTILINE)
     assert len(lines) == 2 and "resetkeys" in lines[0] and "resetkeys" not in lines[1], lines
     return [line.replace("<password>", PASSWORD) for line in lines]
 
