@@ -62,9 +62,9 @@ bench-ir: install
 		|| { echo "make bench-ir needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
 	$(PY) -m tests.harness.bench_ir
 
-# schemathesis against a live server from the OpenAPI schema, with many examples per endpoint.
+# schemathesis against a live server from the OpenAPI schema, every check, many examples per endpoint.
 fuzz: install
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(VENV)/bin/pytest tests/test_openapi.py
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(VENV)/bin/pytest tests/test_openapi.py tests/test_schemathesis.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -30,7 +30,7 @@ from counters.models import DEFAULT_COUNTER
 from counters.serializers import StrictIntegerField
 from incrementific import idempotency
 from incrementific.exceptions import JSON_API, exception_handler, prototype_error_body
-from incrementific.parsers import JSONParser
+from incrementific.parsers import JSONParser, MultiPartParser
 from incrementific.rendering import RenderNow
 from incrementific.schema import ERROR_DESCRIPTIONS, IDEMPOTENCY_KEY
 

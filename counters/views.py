@@ -47,7 +47,7 @@ SET_SCHEMA = extend_schema(
 @extend_schema_view(
     list=extend_schema(
         summary="List your counters",
-        responses=responses({200: CounterSerializer(many=True)}, 401, 403, 404, 429, 503),
+        responses=responses({200: CounterSerializer(many=True)}, 400, 401, 403, 404, 429, 503),
     ),
     create=extend_schema(
         summary="Create a counter",
@@ -75,7 +75,7 @@ SET_SCHEMA = extend_schema(
         "50 a page: who made it (and with which API key), where, the old and the new value, when, and "
         "the request's `X-Request-ID`.",
         parameters=[NAME],
-        responses=responses({200: CounterChangeSerializer(many=True)}, 401, 403, 404, 429, 503),
+        responses=responses({200: CounterChangeSerializer(many=True)}, 400, 401, 403, 404, 429, 503),
     ),
     next=extend_schema(
         summary="Take the next value",

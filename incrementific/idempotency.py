@@ -85,7 +85,7 @@ def client_key(request) -> str | None:
     raw = getattr(request, "_request", request).META.get(HEADER)
     if raw is None:
         return None
-    raw = raw.strip()
+    raw = raw.strip(" \t")  # HTTP's optional white space, and nothing else: schema.IDEMPOTENCY_KEY_PATTERN
     quoted = _QUOTED.fullmatch(raw)
     key = re.sub(r'\\(["\\])', r"\1", quoted.group(1)) if quoted else raw
     if (not quoted and raw.startswith('"')) or not _BARE.fullmatch(key):

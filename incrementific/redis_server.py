@@ -39,10 +39,15 @@ def find_binary() -> str:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(avoid: tuple[int, ...] = ()) -> int:
+    """A port nothing listens on now, and none of ``avoid`` (ports meant for something that does
+    not listen yet: the kernel may hand out a port just released again)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 @dataclass
@@ -59,6 +64,8 @@ class RedisServer:
     inherit_fds: tuple[int, ...] = ()
     # More configuration, as command-line options (the HA tests' replicas: --replicaof ...).
     options: tuple[str, ...] = ()
+    # Ports a free one must not be (make run's own PORT, which gunicorn binds only later).
+    avoid_ports: tuple[int, ...] = ()
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -74,7 +81,7 @@ class RedisServer:
         self.data_dir = Path(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
-            self.port = free_port()
+            self.port = free_port(self.avoid_ports)
         args = [
             find_binary(),
             "--bind", "127.0.0.1",

@@ -80,9 +80,18 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# What incrementific/idempotency.py accepts, exactly: a bare key (printable ASCII, neither
+# beginning with a quote nor with or ending in a space, which HTTP would strip; any trailing
+# space or tab is stripped), or an RFC 8941 string whose unescaped content is 1 to 255
+# characters. tests/test_openapi.py holds the server to it, both ways.
+IDEMPOTENCY_KEY_PATTERN = (
+    r"^(?:[\x21\x23-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?"
+    r'|"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\]){1,255}")[\x20\x09]*$'
+)
+
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 512, "pattern": IDEMPOTENCY_KEY_PATTERN},
     OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -118,3 +127,38 @@ def canonical_paths(endpoints):
             path = "/v1" + path
         documented.append((path, path_regex, method, callback))
     return documented
+
+
+# DRF's CharField refuses a NUL character in every string it reads (ProhibitNullCharactersValidator),
+# which drf-spectacular does not say; a string with no pattern of its own says it here.
+NO_NUL = r"^[^\x00]*$"
+
+
+def strings_without_nul(result, generator, request, public):
+    """A postprocessing hook: every string property of a request body carries NO_NUL, unless it
+    has a pattern or a list of values of its own (which allow no NUL already)."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            for prop in component.get("properties", {}).values():
+                for schema in [prop, prop.get("items", {})]:
+                    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+                        schema["pattern"] = NO_NUL
+    return result
+
+
+def shortest_password(result, generator, request, public):
+    """A postprocessing hook: a password being chosen (registration, a new password) is at least
+    as long as AUTH_PASSWORD_VALIDATORS' MinimumLengthValidator asks; the serializers check it
+    with Django's own message, which no field's min_length would give."""
+    from django.contrib.auth import password_validation
+
+    shortest = max(
+        (v.min_length for v in password_validation.get_default_password_validators() if hasattr(v, "min_length")),
+        default=1,
+    )
+    schemas = result.get("components", {}).get("schemas", {})
+    for component, field in [("RegisterRequest", "password"), ("PasswordChangeRequest", "new_password")]:
+        prop = schemas.get(component, {}).get("properties", {}).get(field)
+        if prop is not None:
+            prop["minLength"] = max(prop.get("minLength", 0), shortest)
+    return result

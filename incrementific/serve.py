@@ -177,7 +177,13 @@ def main() -> int:
     redis_server = None
     if not any(env.get(name, "").strip() for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_CLUSTER_NODES")):
         redis_server = RedisServer(
-            data.redis_dir, appendfsync=appendfsync, new_session=True, inherit_fds=(data.lock_fd,)
+            data.redis_dir,
+            appendfsync=appendfsync,
+            new_session=True,
+            inherit_fds=(data.lock_fd,),
+            # The port gunicorn binds after Redis starts: a test that picked it free a moment
+            # ago must not find make run's Redis there (seen once in a CI rehearsal).
+            avoid_ports=(int(env.get("PORT", "8000")),),
         )
         redis_server.spawn()
         data.started(redis_server)  # before it answers: a launcher killed now leaves a record

@@ -51,3 +51,12 @@ def test_a_bad_page_is_a_404(alice_client):
     r = alice_client.get("/api/counters?page=9")
     assert r.status_code == 404
     assert r.json() == {"detail": "Invalid page.", "code": "not_found"}
+
+
+def test_a_page_number_given_twice_is_a_400_and_changes_nothing(alice_client):
+    r = alice_client.get("/api/counters?page=1&page=1")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"detail": "Invalid input.", "code": "invalid", "fields": {"page": ["Give one page number."]}},
+    )
+    assert alice_client.get("/api/counters?page=1").json()["count"] == 1

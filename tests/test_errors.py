@@ -236,3 +236,20 @@ def test_a_post_with_a_session_cookie_to_an_unknown_api_path_is_a_404_not_a_csrf
     client.force_login(alice)
     r = client.post("/api/counters/%C2%84/next")
     assert (r.status_code, r.content) == (404, b'{"detail":"Not found.","code":"not_found"}')
+
+
+def test_a_multipart_body_with_no_part_is_a_400_and_takes_no_value(alice, alice_client):
+    body = b"--b0undary\r\nNone--b0undary--\r\n"  # how schemathesis sends a null form
+    r = alice_client.post("/api/counters/default/next", body, content_type="multipart/form-data; boundary=b0undary")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"detail": "Multipart form parse error - no part in the body", "code": "parse_error"},
+    )
+    assert alice_client.get("/api/counters/default").json()["value"] == 0
+
+
+def test_an_empty_multipart_form_is_an_empty_form(alice, alice_client):
+    r = alice_client.post(
+        "/api/counters/default/next", b"--b0undary--\r\n", content_type="multipart/form-data; boundary=b0undary"
+    )
+    assert (r.status_code, r.json()["value"]) == (200, 1)

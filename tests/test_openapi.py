@@ -6,7 +6,10 @@ import re
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from django.test import RequestFactory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.exceptions import ValidationError
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -15,6 +18,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.services import api_key_create
+from incrementific import idempotency
+from incrementific.schema import IDEMPOTENCY_KEY_PATTERN
 from tests.conftest import bearer
 from tests.helpers import BASE_DIR
 
@@ -141,3 +146,64 @@ def test_every_counter_read_or_change_documents_the_optional_rate(client, db):
         spec["/v1/set"]["put"],
     ]
     assert all("429" in op["responses"] for op in operations)
+
+
+HTTP_SENDS = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=300).filter(
+    lambda value: value == value.lstrip(" \t")  # HTTP strips leading white space before the app
+)
+
+
+@given(HTTP_SENDS | st.from_regex(IDEMPOTENCY_KEY_PATTERN, fullmatch=True))
+@settings(max_examples=500, deadline=None)
+def test_the_idempotency_key_s_pattern_is_exactly_what_the_server_accepts(value):
+    request = RequestFactory().post("/", HTTP_IDEMPOTENCY_KEY=value)
+    try:
+        idempotency.client_key(request)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert (re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value) is not None) == accepted, value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a", "8e03978e-40d5-43e8-bc93-6894a57f9324", '"quoted"', '"a \\" b"', "a" * 255, "key ", '"' + "a" * 255 + '"'],
+)
+def test_keys_the_pattern_allows_are_accepted(value):
+    assert re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value)
+    assert idempotency.client_key(RequestFactory().post("/", HTTP_IDEMPOTENCY_KEY=value))
+
+
+@pytest.mark.parametrize(
+    "value", ["", " ", "a" * 256, '"', '"abc', '""', "ké", "a\x00b", "abc\x85", '"' + "a" * 256 + '"']
+)
+def test_keys_the_pattern_forbids_are_refused(value):
+    assert not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value)
+    with pytest.raises(ValidationError):
+        idempotency.client_key(RequestFactory().post("/", HTTP_IDEMPOTENCY_KEY=value))
+
+
+def schema_json(client) -> dict:
+    return client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+
+def test_a_string_the_server_reads_says_it_takes_no_nul_and_the_server_refuses_one(client, db):
+    refresh = schema_json(client)["components"]["schemas"]["TokenBlacklistRequest"]["properties"]["refresh"]
+    assert refresh["pattern"] == "^[^\\x00]*$"
+    r = client.post("/api/auth/logout", {"refresh": "a\x00b"}, content_type="application/json")
+    assert (r.status_code, r.json()["fields"]) == (400, {"refresh": ["Null characters are not allowed."]})
+
+
+def test_a_patch_of_a_counter_requires_its_value_as_the_server_does(client, alice_client):
+    spec = schema_json(client)
+    body = spec["paths"]["/api/counters/{name}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["required"] == ["value"]
+    assert alice_client.patch("/api/counters/default", {}, format="json").status_code == 400
+
+
+def test_pages_start_at_one_and_a_chosen_password_says_its_shortest_length(client, db):
+    spec = schema_json(client)
+    [page] = spec["paths"]["/api/counters"]["get"]["parameters"]
+    assert (page["name"], page["schema"]) == ("page", {"type": "integer", "minimum": 1})
+    assert spec["components"]["schemas"]["RegisterRequest"]["properties"]["password"]["minLength"] == 8
+    assert "400" in spec["paths"]["/api/counters"]["get"]["responses"]
