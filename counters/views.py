@@ -1,5 +1,6 @@
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -20,7 +21,7 @@ from counters.serializers import (
 from incrementific import idempotency
 from incrementific.browsable import Described
 from incrementific.names import NAME_PATTERN
-from incrementific.rendering import RenderNow
+from incrementific.rendering import PlainTextRenderer, RenderNow
 from incrementific.schema import IDEMPOTENCY_KEY, responses
 
 NAME = OpenApiParameter(
@@ -34,6 +35,22 @@ NAME_AGAIN_STARTS_AGAIN = (
     "starts again from its starting value (1, 2, 3 ... then 1, 2 again). To keep a sequence that "
     "must never repeat, set the counter instead of deleting it."
 )
+
+# A read and `next` answer the counter in JSON, or its value alone for `Accept: text/plain`.
+PLAIN_TEXT = (
+    "With `Accept: text/plain` the answer is the value and a newline, nothing else (an error keeps its "
+    "JSON body): `N=$(curl -s -X POST -H 'Accept: text/plain' ...)` in a build script."
+)
+COUNTER_OR_VALUE = {
+    (200, "application/json"): CounterSerializer,
+    (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="The value, and a newline."),
+}
+
+
+def json_errors(table: dict) -> dict:
+    """A response table whose errors are documented as what they are, JSON, whatever was asked."""
+    return {(key, "application/json") if isinstance(key, int) else key: value for key, value in table.items()}
+
 
 # PUT and PATCH do the same thing (a counter has one writable field).
 SET_SCHEMA = extend_schema(
@@ -58,8 +75,9 @@ SET_SCHEMA = extend_schema(
     ),
     retrieve=extend_schema(
         summary="Read a counter",
+        description=PLAIN_TEXT,
         parameters=[NAME],
-        responses=responses({200: CounterSerializer}, 401, 403, 404, 429, 503),
+        responses=json_errors(responses(COUNTER_OR_VALUE, 401, 403, 404, 429, 503)),
     ),
     update=SET_SCHEMA,
     partial_update=SET_SCHEMA,
@@ -79,9 +97,10 @@ SET_SCHEMA = extend_schema(
     ),
     next=extend_schema(
         summary="Take the next value",
+        description=PLAIN_TEXT,
         parameters=[NAME, IDEMPOTENCY_KEY],
         request=CounterNextSerializer,
-        responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+        responses=json_errors(responses(COUNTER_OR_VALUE, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503)),
     ),
 )
 class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
@@ -125,6 +144,15 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         "partial_update": CounterSetSerializer,
         "next": CounterNextSerializer,
     }
+
+    # `Accept: text/plain` is answered where a counter's value is the answer (a read and next).
+    PLAIN_TEXT_ACTIONS = frozenset(["retrieve", "next"])
+
+    def get_renderers(self):
+        renderers = super().get_renderers()
+        if self.action in self.PLAIN_TEXT_ACTIONS:
+            renderers.append(PlainTextRenderer())
+        return renderers
 
     def get_queryset(self):
         caller = self.request.auth

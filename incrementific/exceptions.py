@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import unchecked_caller_first
@@ -30,6 +31,7 @@ from counters.services import (
 )
 from incrementific import idempotency, metrics, surfaces
 from incrementific.redis import CounterStoreUnavailable
+from incrementific.rendering import PlainTextRenderer
 
 JSON_API = "application/vnd.api+json"
 
@@ -156,6 +158,9 @@ def exception_handler(exc: Exception, context: dict):
             first.auth_header = context["view"].get_authenticate_header(request)  # as DRF's handle_exception
         exc = first
     exc = _translate(exc)
+    if request is not None and isinstance(getattr(request, "accepted_renderer", None), PlainTextRenderer):
+        # `Accept: text/plain` is for the value; an error keeps its JSON body (and says so).
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django answers with handler500 and logs the traceback

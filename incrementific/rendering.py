@@ -10,7 +10,7 @@ in its context), gets a Response as usual.
 """
 
 from django.http import HttpResponse
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 
@@ -24,3 +24,16 @@ class RenderNow:
             content = renderer.render(data, request.accepted_media_type, self.get_renderer_context())
             return HttpResponse(content, content_type=renderer.media_type, status=status)
         return Response(data, status=status)
+
+
+class PlainTextRenderer(BaseRenderer):
+    """`Accept: text/plain` on a counter's `next` and read: the value and a newline, nothing else,
+    for a script (`N=$(curl -s -H 'Accept: text/plain' ...)`). Errors keep their JSON bodies
+    (incrementific/exceptions.py switches their renderer back)."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return f"{data['value']}\n".encode()
