@@ -100,9 +100,8 @@ class Caller:
             self._scope.check(action, name)
         return owner
 
-    @property
-    def scope(self) -> KeyScope:
-        """What the caller may do, the caller checked: an API key's scope, or everything."""
+    def checked_scope(self) -> KeyScope:
+        """What the caller may do, the caller checked first: an API key's scope, or everything."""
         self.verify()
         return self._scope
 

@@ -157,7 +157,7 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
     def get_queryset(self):
         caller = self.request.auth
         rows = counter_list(owner_id=caller.owner())
-        scope = caller.scope
+        scope = caller.checked_scope()
         # A key limited to some counters sees only those, in the list and the browsable API.
         return rows if scope.counters is None else rows.filter(name__in=scope.counters)
 
