@@ -149,11 +149,21 @@ def v1_exception_handler(exc, context):
     if response is None:
         return None
     body = response.data
-    details = [f"{field}: {' '.join(map(str, msgs))}" for field, msgs in body.get("fields", {}).items()]
-    detail = "; ".join(details) or body["detail"]
+    detail = "; ".join(_field_errors(body.get("fields", {}))) or body["detail"]
     json_api = _wants_json_api(context["request"])
     response.data = prototype_error_body(response.status_code, detail, body["code"], json_api=json_api)
     return response
+
+
+def _field_errors(fields: dict, prefix: str = "") -> list[str]:
+    """`field: message`, one a field, nested fields by their path (`data.type: ...`)."""
+    out = []
+    for field, errors in fields.items():
+        if isinstance(errors, dict):
+            out += _field_errors(errors, f"{prefix}{field}.")
+        else:
+            out.append(f"{prefix}{field}: {' '.join(map(str, errors))}")
+    return out
 
 
 class V1View(RenderNow, APIView):
@@ -226,6 +236,10 @@ class V1RegisterView(V1View):
 def _set_value(request) -> int:
     data = request.data
     if _is_json_api_document(data):
+        # A JSON:API resource object names its type and id (the schema says so, and a 400 says
+        # what is missing); its value is then checked as the plain body's is.
+        document = JsonApiCounterSerializer(data={"data": {**data["data"], "attributes": {"value": 0}}})
+        document.is_valid(raise_exception=True)
         data = {"current": data["data"]["attributes"].get("value")}
     serializer = V1SetSerializer(data=data)
     serializer.is_valid(raise_exception=True)

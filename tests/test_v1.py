@@ -218,6 +218,21 @@ class TestJsonApi:
         assert r.json()["data"]["attributes"] == {"value": 99}
         assert redis_value(proto, "default") == 99
 
+    @pytest.mark.parametrize(
+        "resource, field",
+        [
+            ({"id": "default", "attributes": {"value": 5}}, "type"),
+            ({"type": "keys", "id": "default", "attributes": {"value": 5}}, "type"),
+            ({"type": "counters", "attributes": {"value": 5}}, "id"),
+        ],
+    )
+    def test_a_json_api_document_names_its_type_and_id_or_is_a_400(self, key, proto, resource, field):
+        r = with_key(key).put("/v1/set", {"data": resource}, format="json", HTTP_ACCEPT=JSON_API)
+        assert r.status_code == 400
+        [error] = r.json()["errors"]
+        assert (error["code"], error["detail"].split(":")[0]) == ("invalid", f"data.{field}")
+        assert redis_value(proto, "default") == 0
+
     def test_errors_are_json_api_error_objects(self, key, proto):
         r = with_key(key).put(
             "/v1/set", "current=5abc", content_type="application/x-www-form-urlencoded", HTTP_ACCEPT=JSON_API
