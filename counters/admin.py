@@ -10,10 +10,11 @@ from accounts.admin import IncrementificUserAdmin
 from counters import history, services, store
 from counters.history import Actor
 from counters.models import Counter, CounterChange
-from counters.selectors import counter_history
+from counters.selectors import counter_history, counter_periods
 from counters.serializers import CounterSetSerializer
 
 HISTORY_ON_PAGE = 20
+PERIODS_ON_PAGE = 100
 
 
 def _who(change: CounterChange) -> str:
@@ -52,17 +53,27 @@ class OwnerFilter(admin.SimpleListFilter):
 
 
 class LiveValueChangeList(ChangeList):
-    """Reads the live values of the whole page from Redis in one round trip."""
+    """Reads the live values of the whole page from Redis in one round trip (a series': its
+    current period's)."""
 
     def get_results(self, request):
         super().get_results(request)
         rows = list(self.result_list)
         try:
-            values = services.counter_values(rows)
+            states = services.counter_states(rows)
         except (store.CounterStoreUnavailable, services.CounterNotFound):
-            values = [None] * len(rows)
-        for row, value in zip(rows, values, strict=True):
-            row.live_value = value
+            states = [None] * len(rows)
+        for row, state in zip(rows, states, strict=True):
+            row.live_state = state
+
+
+def _shown(state) -> str:
+    """A value as the admin shows it: a series' with its print and its period."""
+    if state is None:
+        return "unavailable"
+    if state.period or state.series.format:
+        return f"{state.value} ({state.formatted}{', ' + state.period if state.period else ''})"
+    return str(state.value)
 
 
 class SetValueForm(forms.Form):
@@ -82,12 +93,23 @@ class SetValueForm(forms.Form):
 
 @admin.register(Counter)
 class CounterAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner_link", "value", "reserved_through", "created_at"]
+    list_display = ["name", "owner_link", "value", "reset", "reserved_through", "created_at"]
     list_select_related = ["owner"]
-    list_filter = [OwnerFilter, "created_at"]
+    list_filter = [OwnerFilter, "reset", "created_at"]
     search_fields = ["name", "owner__username"]
     ordering = ["owner__username", "name"]
-    readonly_fields = ["owner", "name", "value", "reserved_through", "created_at", "history"]
+    readonly_fields = [
+        "owner",
+        "name",
+        "value",
+        "reset",
+        "timezone",
+        "format",
+        "reserved_through",
+        "periods",
+        "created_at",
+        "history",
+    ]
     fields = readonly_fields
     actions = ["set_value", "reset_to_zero"]
 
@@ -107,14 +129,33 @@ class CounterAdmin(admin.ModelAdmin):
 
     @admin.display(description="value")
     def value(self, obj: Counter):
-        if hasattr(obj, "live_value"):  # the change list read the whole page at once
-            live = obj.live_value
-        else:
-            try:
-                live = services.counter_get(owner_id=obj.owner_id, name=obj.name, counted=False).value
-            except (store.CounterStoreUnavailable, services.CounterNotFound):
-                live = None
-        return "unavailable" if live is None else live
+        if hasattr(obj, "live_state"):  # the change list read the whole page at once
+            return _shown(obj.live_state)
+        try:
+            [state] = services.counter_states([obj])
+        except (store.CounterStoreUnavailable, services.CounterNotFound):
+            state = None
+        return _shown(state)
+
+    @admin.display(description="periods (newest first)")
+    def periods(self, obj: Counter):
+        if not obj.reset:
+            return "none: one sequence, without a reset"
+        rows = list(counter_periods(obj)[:PERIODS_ON_PAGE])
+        try:
+            values = services.counter_periods(owner_id=obj.owner_id, name=obj.name, periods=[p.period for p in rows])
+        except store.CounterStoreUnavailable:
+            values = ["unavailable"] * len(rows)
+        table = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((p.period, value, p.reserved_through) for p, value in zip(rows, values, strict=True)),
+        )
+        return format_html(
+            "<table><thead><tr><th>period</th><th>value</th><th>reserved through</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            table or format_html("<tr><td colspan=3>none yet: a period appears with its first number</td></tr>"),
+        )
 
     @admin.display(description="last changes")
     def history(self, obj: Counter):
@@ -126,16 +167,25 @@ class CounterAdmin(admin.ModelAdmin):
         url = reverse("admin:counters_counterchange_changelist") + "?" + QueryDict.fromkeys(["q"], obj.name).urlencode()
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (c.at.strftime("%Y-%m-%d %H:%M:%S"), c.kind, c.old_value, c.new_value, _who(c), c.get_surface_display())
+                (
+                    c.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    c.kind,
+                    c.period,
+                    c.old_format if c.kind == CounterChange.Kind.FORMAT else c.old_value,
+                    c.new_format if c.kind == CounterChange.Kind.FORMAT else c.new_value,
+                    _who(c),
+                    c.get_surface_display(),
+                )
                 for c in changes
             ),
         )
         return format_html(
-            "<table><thead><tr><th>when (UTC)</th><th>what</th><th>old</th><th>new</th><th>who</th><th>where</th>"
+            "<table><thead><tr><th>when (UTC)</th><th>what</th><th>period</th><th>old</th><th>new</th><th>who</th>"
+            "<th>where</th>"
             '</tr></thead><tbody>{}</tbody></table><p><a href="{}">All changes of counters named {}</a></p>',
-            rows or format_html("<tr><td colspan=6>none</td></tr>"),
+            rows or format_html("<tr><td colspan=7>none</td></tr>"),
             url,
             obj.name,
         )
@@ -187,7 +237,18 @@ class CounterAdmin(admin.ModelAdmin):
 class CounterChangeAdmin(admin.ModelAdmin):
     """Every change to a counter but `next`, newest first: read-only, as a record should be."""
 
-    list_display = ["at", "owner", "counter", "kind", "old_value", "new_value", "who", "surface", "request_id"]
+    list_display = [
+        "at",
+        "owner",
+        "counter",
+        "kind",
+        "period",
+        "old_value",
+        "new_value",
+        "who",
+        "surface",
+        "request_id",
+    ]
     list_select_related = ["owner", "actor"]
     list_filter = [OwnerFilter, "surface", "kind", "at"]
     search_fields = ["counter", "owner__username", "request_id", "api_key_prefix"]
@@ -218,7 +279,7 @@ class CounterInline(admin.TabularInline):
     """A user's counters with their live values, all read in one Redis round trip."""
 
     model = Counter
-    fields = ["name", "value", "reserved_through", "created_at"]
+    fields = ["name", "value", "reset", "reserved_through", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -233,12 +294,11 @@ class CounterInline(admin.TabularInline):
         if not hasattr(self, "_values"):
             rows = list(Counter.objects.filter(owner_id=obj.owner_id))
             try:
-                values = services.counter_values(rows)
+                states = services.counter_states(rows)
             except (store.CounterStoreUnavailable, services.CounterNotFound):
-                values = [None] * len(rows)
-            self._values = {row.pk: value for row, value in zip(rows, values, strict=True)}
-        value = self._values.get(obj.pk)
-        return "unavailable" if value is None else value
+                states = [None] * len(rows)
+            self._values = {row.pk: state for row, state in zip(rows, states, strict=True)}
+        return _shown(self._values.get(obj.pk))
 
 
 # A user's page shows their counters first, above the API keys and identities that accounts shows.

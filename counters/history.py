@@ -64,14 +64,28 @@ class Actor:
 SYSTEM = Actor(CounterChange.Surface.OTHER)  # a management command, a shell
 
 
-def record(*, owner_id: int, name: str, kind: str, old: int | None, new: int | None, actor: Actor) -> None:
-    """A create's or a delete's row, in the caller's transaction."""
+def record(
+    *,
+    owner_id: int,
+    name: str,
+    kind: str,
+    old: int | None,
+    new: int | None,
+    actor: Actor,
+    period: str = "",
+    old_format: str = "",
+    new_format: str = "",
+) -> None:
+    """A create's, a delete's or a format change's row, in the caller's transaction."""
     CounterChange.objects.create(
         owner_id=owner_id,
         counter=name,
         kind=kind,
+        period=period,
         old_value=old,
         new_value=new,
+        old_format=old_format,
+        new_format=new_format,
         actor_id=actor.user_id,
         api_key_name=_key_names([actor.key_hashed]).get(actor.key_hashed, ""),
         api_key_prefix=actor.key_prefix,
@@ -99,6 +113,7 @@ def _decode(owner_id: int, entry_id: str, fields: dict[str, str]) -> tuple[Count
         owner_id=owner_id,
         counter=name,
         kind=kind,
+        period=fields.get("p", ""),
         old_value=int(fields["old"]),
         new_value=int(fields["new"]),
         actor_id=int(user_id) if user_id else None,

@@ -1,6 +1,15 @@
 from django.conf import settings
 from django.db import models
 
+from counters.series import (
+    DEFAULT_TIMEZONE,
+    FORMAT_MAX_LENGTH,
+    RESETS,
+    Series,
+    validate_format,
+    validate_reset,
+    validate_timezone,
+)
 from incrementific.names import NAME_PATTERN, validate_counter_name  # noqa: F401  (migrations name it here)
 
 MAX_VALUE = 2**63 - 1
@@ -15,6 +24,9 @@ class Counter(models.Model):
     `primary` is the Redis primary whose reservation it is (its master_replid; '' on a single
     server): only that primary may extend it. Another primary takes it over first, and resumes
     above it (counters/services.py).
+
+    A series (counters/series.py: `reset`, `timezone`, `format`) keeps one sequence per period,
+    each with its own reservation (CounterPeriod); its `reserved_through` stays 0.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="counters")
@@ -22,6 +34,27 @@ class Counter(models.Model):
     reserved_through = models.BigIntegerField(default=0)
     primary = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    reset = models.CharField(
+        max_length=8,
+        choices=[(reset, reset) for reset in RESETS],
+        blank=True,
+        default="",
+        validators=[validate_reset],
+        help_text="A sequence per period (fixed once created); empty: one sequence forever.",
+    )
+    timezone = models.CharField(
+        max_length=64,
+        default=DEFAULT_TIMEZONE,
+        validators=[validate_timezone],
+        help_text="Where a period begins and what today is (fixed once created).",
+    )
+    format = models.CharField(
+        max_length=FORMAT_MAX_LENGTH,
+        blank=True,
+        default="",
+        validators=[validate_format],
+        help_text="How the value prints: {value}, {value:05}, {year}, {yy}, {month}, {day}.",
+    )
 
     class Meta:
         ordering = ["owner_id", "name"]
@@ -36,6 +69,33 @@ class Counter(models.Model):
         # What the admin labels a counter by (a user's page lists theirs); the owner has a column.
         return self.name
 
+    @property
+    def series(self) -> Series:
+        """The settings ('' in the table for none, None in the API and in Series)."""
+        return Series.of(self.reset or None, self.timezone, self.format or None)
+
+
+class CounterPeriod(models.Model):
+    """One period of a series (a year, a month, a day): its durable reservation, as a counter's
+    `reserved_through` is for a counter without periods. A row exists once a number was taken or
+    set in the period; its value lives in Redis, in the counter's hash."""
+
+    counter = models.ForeignKey(Counter, on_delete=models.CASCADE, related_name="periods")
+    period = models.CharField(max_length=10, help_text="2026, 2026-12 or 2026-12-31.")
+    reserved_through = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["counter_id", "-period"]
+        constraints = [
+            models.UniqueConstraint(fields=["counter", "period"], name="period_unique_per_counter"),
+            models.CheckConstraint(
+                condition=models.Q(reserved_through__gte=0), name="period_reserved_through_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.period
+
 
 class CounterChange(models.Model):
     """One change to a counter other than `next` (counters/history.py): who made it, where, from
@@ -46,6 +106,7 @@ class CounterChange(models.Model):
         SET = "set"
         RESET = "reset"
         DELETE = "delete"
+        FORMAT = "format"
 
     class Surface(models.TextChoices):
         API = "api", "API"
@@ -57,8 +118,12 @@ class CounterChange(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="counter_changes")
     counter = models.CharField(max_length=64, help_text="The counter's name (it may be deleted since).")
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    period = models.CharField(max_length=10, blank=True, help_text="The period of a series the change was in.")
     old_value = models.BigIntegerField(null=True, blank=True)
     new_value = models.BigIntegerField(null=True, blank=True)
+    # A format change's (the values stay None): the format before and after ('': the value alone).
+    old_format = models.CharField(max_length=FORMAT_MAX_LENGTH, blank=True)
+    new_format = models.CharField(max_length=FORMAT_MAX_LENGTH, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -85,4 +150,6 @@ class CounterChange(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.kind == self.Kind.FORMAT:
+            return f"{self.counter}: format {self.old_format} -> {self.new_format}"
         return f"{self.counter}: {self.kind} {self.old_value} -> {self.new_value}"

@@ -5,8 +5,12 @@ from django.http import QueryDict
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 
+from counters import series
 from counters.models import MAX_VALUE, CounterChange
+from counters.series import FORMAT_MAX_LENGTH, RESETS
+from counters.store import State
 from incrementific.names import CounterNameField
 
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only; [0-9] never matches other scripts' digits
@@ -47,40 +51,173 @@ class StrictIntegerField(serializers.Field):
         return value
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string (or a form's); DRF's CharField would take 5 and make it "5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "format": "date", "example": "2026-12-31"})
+class DocumentDateField(serializers.Field):
+    """The document's date, ``2026-12-31``: it picks a series' period and fills its date tokens."""
+
+    default_error_messages = {"invalid": "Must be a date as YYYY-MM-DD, such as 2026-12-31."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError(self.error_messages["invalid"], code=series.INVALID_DATE)
+        return series.parse_date(data)
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class SettingChoiceField(serializers.ChoiceField):
+    """One of a setting's choices, as a JSON string; anything else is the setting's own 400 code."""
+
+    def __init__(self, choices, *, code: str, message: str, **kwargs):
+        self.code, self.message = code, message
+        super().__init__(choices, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or data not in self.choice_strings_to_values:
+            raise serializers.ValidationError(self.message.format(data=data), code=self.code)
+        return self.choice_strings_to_values[data]
+
+
+def reset_field(**kwargs):
+    return SettingChoiceField(
+        RESETS,
+        code=series.INVALID_RESET,
+        message="Must be null, yearly, monthly or daily.",
+        allow_null=True,
+        help_text="null (one sequence forever), or " + ", ".join(RESETS) + ": a sequence per period.",
+        **kwargs,
+    )
+
+
+def timezone_field(**kwargs):
+    return SettingChoiceField(
+        series.timezones(),
+        code=series.UNKNOWN_TIMEZONE,
+        message="Unknown time zone {data!r}: use an IANA name such as Europe/Paris or UTC.",
+        help_text="An IANA time zone name: where a period begins, and what today is.",
+        **kwargs,
+    )
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "minLength": 1,
+        "maxLength": FORMAT_MAX_LENGTH,
+        "pattern": series.FORMAT_PATTERN,
+        "example": "INV-{year}-{value:05}",
+    }
+)
+class FormatField(StrictCharField):
+    """A format template (counters/series.py), or null."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            allow_null=True,
+            trim_whitespace=False,
+            help_text=(
+                f"null, or a template of at most {FORMAT_MAX_LENGTH} characters: {{value}}, {{value:0N}} (N from "
+                "1 to 20), {year}, {yy}, {month}, {day}, and {{ or }} for a brace."
+            ),
+            **kwargs,
+        )
+
+    def get_value(self, dictionary):
+        value = super().get_value(dictionary)
+        # A form cannot send null: an empty field is null there (in JSON, '' is refused).
+        return None if value == "" and html.is_html_input(dictionary) else value
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":  # the template's own error, not DRF's "may not be blank"
+            series.validate_format(data)
+        return series.validate_format(super().run_validation(data))
+
+
+def format_field(**kwargs):
+    return FormatField(**kwargs)
+
+
 class CounterCreateSerializer(serializers.Serializer):
     name = CounterNameField()
     value = StrictIntegerField(min_value=0, required=False, default=0)
+    reset = reset_field(required=False, default=None)
+    timezone = timezone_field(required=False, default=series.DEFAULT_TIMEZONE)
+    format = format_field(required=False, default=None)
+
+    def series(self) -> series.Series:
+        data = self.validated_data
+        return series.Series.of(data["reset"], data["timezone"], data["format"])
 
 
 _MISSING = object()
 
 
 class WholeNumberBody(serializers.Serializer):
-    """A body of one whole number. :meth:`validated` takes the usual one, a JSON object whose
-    field is an int in range (or, where the field may be left out, without it), without making a
-    serializer, which deep-copies its fields each time; anything else goes through the serializer,
-    and gets its exact errors. tests/test_serializers.py holds the two to the same answers."""
+    """A body of one whole number (``NUMBER``) and perhaps a document's date. :meth:`validated`
+    takes the usual one, a JSON object with the number as an int in range (or, where it may be
+    left out, without it) and nothing else it knows of, without making a serializer, which
+    deep-copies its fields each time; anything else goes through the serializer, and gets its
+    exact errors. tests/test_serializers.py holds the two to the same answers."""
+
+    NUMBER: str
 
     @classmethod
     def validated(cls, data) -> dict:
-        ((name, field),) = cls._declared_fields.items()
-        if type(data) is dict:
-            value = data.get(name, _MISSING)
+        if type(data) is dict and "date" not in data:
+            field = cls._declared_fields[cls.NUMBER]
+            value = data.get(cls.NUMBER, _MISSING)
             if type(value) is int and field.min_value <= value <= field.max_value:
-                return {name: value}
+                return {cls.NUMBER: value}
             if value is _MISSING and not field.required:
-                return {name: field.default}
+                return {cls.NUMBER: field.default}
         serializer = cls(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
 
+DATE_HELP = "The document's date: picks a series' period (default: today in the counter's time zone)."
+
+
 class CounterSetSerializer(WholeNumberBody):
+    NUMBER = "value"
     value = StrictIntegerField(min_value=0)
+    date = DocumentDateField(required=False, help_text=DATE_HELP)
+    format = format_field(required=False)  # read by the view (counters/views.py), documented here
 
 
 class CounterNextSerializer(WholeNumberBody):
+    NUMBER = "step"
     step = StrictIntegerField(min_value=1, required=False, default=1)
+    date = DocumentDateField(required=False, help_text=DATE_HELP)
+
+
+class CounterPatchSerializer(serializers.Serializer):
+    """A PATCH: a `value` sets the counter (of the period of `date`), a `format` alone changes
+    how it prints, and nothing changes nothing."""
+
+    value = StrictIntegerField(min_value=0, required=False)
+    date = DocumentDateField(required=False, help_text=DATE_HELP)
+    format = format_field(required=False)
+
+
+class CounterSettingsSerializer(CounterPatchSerializer):
+    """A PUT or PATCH that names a setting, or a PATCH without a value. `reset` and `timezone`
+    are not in the schema (they cannot change), but a body may repeat them as they are: what a
+    client that sends back what it read does."""
+
+    reset = reset_field(required=False)
+    timezone = timezone_field(required=False)
 
 
 class CounterSerializer(serializers.Serializer):
@@ -88,8 +225,25 @@ class CounterSerializer(serializers.Serializer):
 
     name = CounterNameField()
     value = StrictIntegerField(min_value=0)
+    formatted = serializers.CharField(help_text="The value as the format prints it (the value alone without one).")
+    period = serializers.CharField(
+        allow_null=True, help_text="The period the value is of (2026, 2026-12, 2026-12-31); null without a reset."
+    )
+    reset = serializers.ChoiceField(choices=RESETS, allow_null=True)
+    timezone = serializers.CharField()
+    format = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     url = serializers.URLField()
+
+
+class CounterPeriodSerializer(serializers.Serializer):
+    """One period of a series that has a value."""
+
+    period = serializers.CharField()
+    value = StrictIntegerField(min_value=0)
+    formatted = serializers.CharField(
+        help_text="As the format prints the value, dated today in the current period, else on its last day."
+    )
 
 
 @lru_cache(maxsize=1)
@@ -104,11 +258,35 @@ def counters_url(request) -> str:
     return f"{request.scheme}://{request.get_host()}{_counters_path()}"
 
 
-def counter_data(base: str, *, name: str, value: int, created: str) -> dict:
+def counter_data(base: str, name: str, state: State) -> dict:
     """The public shape of a counter. A plain function: the hot path renders one per request,
     and builds its URL on ``base``, the request's :func:`counters_url`, instead of reversing
     the route each time."""
-    return {"name": name, "value": value, "created_at": created, "url": base + name}
+    settings = state.series
+    if settings is series.PLAIN:
+        value = state.value
+        return {
+            "name": name,
+            "value": value,
+            "formatted": str(value),
+            "period": None,
+            "reset": None,
+            "timezone": "UTC",
+            "format": None,
+            "created_at": state.created,
+            "url": base + name,
+        }
+    return {
+        "name": name,
+        "value": state.value,
+        "formatted": state.formatted,
+        "period": state.period,
+        "reset": settings.reset,
+        "timezone": settings.timezone,
+        "format": settings.format,
+        "created_at": state.created,
+        "url": base + name,
+    }
 
 
 class ChangeActorSerializer(serializers.Serializer):
@@ -122,10 +300,36 @@ class CounterChangeSerializer(serializers.ModelSerializer):
     """One change to a counter other than `next` (counters/history.py)."""
 
     by = serializers.SerializerMethodField()
+    period = serializers.SerializerMethodField()
+    old_format = serializers.SerializerMethodField()
+    new_format = serializers.SerializerMethodField()
 
     class Meta:
         model = CounterChange
-        fields = ["kind", "old_value", "new_value", "by", "surface", "at", "request_id"]
+        fields = [
+            "kind",
+            "period",
+            "old_value",
+            "new_value",
+            "old_format",
+            "new_format",
+            "by",
+            "surface",
+            "at",
+            "request_id",
+        ]
+
+    def get_period(self, change: CounterChange) -> str | None:
+        """The period of a series the change was in; null for a counter without periods."""
+        return change.period or None
+
+    def get_old_format(self, change: CounterChange) -> str | None:
+        """A format change's format before (null: the value alone, or not a format change)."""
+        return change.old_format or None
+
+    def get_new_format(self, change: CounterChange) -> str | None:
+        """A format change's format after (null: the value alone, or not a format change)."""
+        return change.new_format or None
 
     @extend_schema_field(ChangeActorSerializer)
     def get_by(self, change: CounterChange) -> dict:

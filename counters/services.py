@@ -18,10 +18,17 @@ Because the mark only rises, a set never has to lower it, so a set within the li
 SQL-free too, and a reservation racing with a set is harmless (max() commutes). The price: a
 counter set far below its old high that then loses its Redis state resumes above that old
 high rather than near the set value.
+
+A series (counters/series.py) keeps one sequence per period, each under these two rules with
+its own ``reserved_through`` (a CounterPeriod row, written by the period's first reservation).
+Which period a call is in follows from the counter's settings and the document's date; a
+process learns the settings from the counter's own script (series.known), so the steady call
+of a series is one round trip too.
 """
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -32,7 +39,8 @@ from accounts.caller import Caller
 from accounts.store import ApiKeyOutOfScope, ApiKeyUnknown, RevocationUnknown, TokenRev
 from counters import history, store
 from counters.history import Actor
-from counters.models import MAX_VALUE, Counter, CounterChange
+from counters.models import MAX_VALUE, Counter, CounterChange, CounterPeriod
+from counters.series import PLAIN, Series, known, zone
 from incrementific import idempotency, metrics
 
 logger = logging.getLogger(__name__)
@@ -88,8 +96,15 @@ def _restore(*, owner_id: int, name: str) -> None:
     with transaction.atomic():
         row = _locked_row(owner_id=owner_id, name=name)
         restored, primary = store.restore(
-            owner_id, name, value=row.reserved_through, created=rendered(row.created_at), primary=row.primary
+            owner_id,
+            name,
+            value=row.reserved_through,
+            created=rendered(row.created_at),
+            primary=row.primary,
+            settings=row.series.encoded(),
+            periods=list(row.periods.values_list("period", "reserved_through")) if row.reset else [],
         )
+        known.learn(owner_id, name, row.series)
         before = row.primary
         if before != primary:
             row.primary = primary
@@ -105,11 +120,12 @@ def _restore(*, owner_id: int, name: str) -> None:
         )  # fmt: skip
 
 
-def _reserve(*, owner_id: int, name: str, needed: int, primary: str) -> int | None:
-    """Make ``reserved_through`` at least ``needed`` (plus a block) for ``primary``, and commit.
-    Returns it; or None when the row says another primary holds the reservation now (a
-    failover, or a split brain): then this primary took the counter over, at the row's
-    ``reserved_through``, and the call goes on from there."""
+def _reserve(*, owner_id: int, name: str, needed: int, primary: str, period: str | None = None) -> int | None:
+    """Make ``reserved_through`` (a series: its ``period``'s) at least ``needed`` (plus a block)
+    for ``primary``, and commit. Returns it; or None when the row says another primary holds the
+    reservation now (a failover, or a split brain): then this primary took the counter over, at
+    the row's ``reserved_through``, and the call goes on from there. A period's first reservation
+    writes its row, under the counter's lock, which a restore holds as it reads the periods."""
     if needed > MAX_VALUE:
         raise CounterOverflow()
     with transaction.atomic():
@@ -117,11 +133,12 @@ def _reserve(*, owner_id: int, name: str, needed: int, primary: str) -> int | No
         if row.primary != primary:
             _restore(owner_id=owner_id, name=name)
             return None
-        if row.reserved_through < needed:
-            row.reserved_through = min(MAX_VALUE, needed + settings.COUNTER_BLOCK_SIZE)
-            row.save(update_fields=["reserved_through"])
+        held = row if period is None else CounterPeriod.objects.get_or_create(counter=row, period=period)[0]
+        if held.reserved_through < needed:
+            held.reserved_through = min(MAX_VALUE, needed + settings.COUNTER_BLOCK_SIZE)
+            held.save(update_fields=["reserved_through"])
             metrics.reservation()
-    return row.reserved_through
+    return held.reserved_through
 
 
 def _with_state(
@@ -129,7 +146,7 @@ def _with_state(
     owner_id: int,
     name: str,
     action: str,
-    op: Callable[[int | None, bool], store.State],
+    op: Callable[[int | None, bool, Series], store.State],
     caller: Caller | None = None,
     idempotent: idempotency.Idempotent | None = None,
 ) -> store.State:
@@ -138,19 +155,27 @@ def _with_state(
     forgot is checked in SQL, a revocation mark Redis forgot is put back from SQL, and the
     operation runs again (the refusal changed nothing). Only the first attempt that passes the
     caller's check counts against the owner's COUNTER_RATE_LIMIT. A request with an
-    Idempotency-Key that fails between its attempts leaves nothing kept (store.release)."""
+    Idempotency-Key that fails between its attempts leaves nothing kept (store.release).
+    ``op`` is given the series the counter is taken to be: what this process learnt of it, and
+    learns again when the counter's script says otherwise."""
     try:
         raise_to = None
         counted = True
         for _ in range(_ATTEMPTS):
             try:
-                state = op(raise_to, counted)
+                state = op(raise_to, counted, known.get(owner_id, name))
+            except store.SettingsDiffer as exc:
+                known.learn(owner_id, name, exc.series)
+                raise_to, counted = None, False  # a reservation is a period's: this may be another
+                continue
             except store.StateMissing:
                 _restore(owner_id=owner_id, name=name)
                 raise_to, counted = None, False  # reserved for another primary, perhaps: reserve again
                 continue
             except store.LimitReached as exc:
-                raise_to = _reserve(owner_id=owner_id, name=name, needed=exc.needed, primary=exc.primary)
+                raise_to = _reserve(
+                    owner_id=owner_id, name=name, needed=exc.needed, primary=exc.primary, period=exc.period
+                )
                 counted = False
                 continue
             except store.ValueOverflow:
@@ -178,13 +203,40 @@ def _with_state(
         raise
 
 
-def counter_create(*, owner_id: int, name: str, value: int = 0, actor: Actor = history.SYSTEM) -> store.State:
-    """Create a counter at ``value``.
+def _dated(given: date | None) -> Callable[[Series], date | None]:
+    """For one call: the document's date on a counter taken to be a series, ``given`` or today in
+    the series' time zone, the clock read once for the whole call (so that each attempt is in
+    the same period); None for a plain counter."""
+    now: list[datetime] = []
+
+    def day(series: Series) -> date | None:
+        if series is PLAIN:
+            return None
+        if given is not None:
+            return given
+        if not now:
+            now.append(datetime.now(UTC))
+        return now[0].astimezone(zone(series.timezone)).date()
+
+    return day
+
+
+def counter_create(
+    *,
+    owner_id: int,
+    name: str,
+    value: int = 0,
+    series: Series = PLAIN,
+    actor: Actor = history.SYSTEM,
+) -> store.State:
+    """Create a counter at ``value`` (a series: its current period at ``value``).
 
     The Redis state is written before the row commits: if Redis fails, the row rolls back and
     nothing changed. The insert comes first, so a concurrent create of the same name waits on
     the unique index and fails without touching Redis.
     """
+    day = _dated(None)(series)
+    period = None if day is None else series.period(day)
     with transaction.atomic():
         # Access tokens are checked without SQL, so one may outlive its user by a few minutes;
         # the foreign key would only fail at commit, as a 500.
@@ -192,23 +244,46 @@ def counter_create(*, owner_id: int, name: str, value: int = 0, actor: Actor = h
             raise CounterOwnerMissing()
         if Counter.objects.filter(owner_id=owner_id).count() >= settings.MAX_COUNTERS_PER_USER:
             raise CounterLimitReached()
+        reserved = min(MAX_VALUE, value + settings.COUNTER_BLOCK_SIZE)
         try:
             with transaction.atomic():
                 row = Counter.objects.create(
                     owner_id=owner_id,
                     name=name,
-                    reserved_through=min(MAX_VALUE, value + settings.COUNTER_BLOCK_SIZE),
+                    reserved_through=0 if period else reserved,
+                    reset=series.reset or "",
+                    timezone=series.timezone,
+                    format=series.format or "",
                 )
         except IntegrityError:
             raise CounterAlreadyExists() from None
+        if period and value:  # a series starts its current period at the value (moving from another system)
+            CounterPeriod.objects.create(counter=row, period=period, reserved_through=reserved)
         created = rendered(row.created_at)
-        primary = store.create(owner_id, name, value=value, limit=row.reserved_through, created=created)
+        primary = store.create(
+            owner_id,
+            name,
+            value=value if period is None or value else 0,
+            limit=reserved if period is None or value else 0,
+            created=created,
+            settings=series.encoded(),
+            period=period if value else None,
+        )
         if primary:  # the reservation is this primary's (only where the store is fenced)
             row.primary = primary
             row.save(update_fields=["primary"])
-        history.record(owner_id=owner_id, name=name, kind=CounterChange.Kind.CREATE, old=None, new=value, actor=actor)
+        history.record(
+            owner_id=owner_id,
+            name=name,
+            kind=CounterChange.Kind.CREATE,
+            old=None,
+            new=value,
+            actor=actor,
+            period=period or "",
+        )
+    known.learn(owner_id, name, series)
     metrics.operation("create")
-    return store.State(value, created)
+    return store.State(value, created, series=series, day=day)
 
 
 # ``caller`` below: the API's caller (accounts/caller.py), whose credential the store checks in
@@ -227,16 +302,27 @@ def counter_next(
     step: int = 1,
     caller: Caller | None = None,
     idempotent: idempotency.Idempotent | None = None,
+    day: date | None = None,
 ) -> store.State:
-    """Add ``step`` and return the new state. Never returns a value twice (see module doc)."""
+    """Add ``step`` and return the new state. Never returns a value twice (see module doc).
+    ``day``: the document's date, which picks a series' period (default: today, in its zone)."""
+    dated = _dated(day)
     state = _with_state(
         owner_id=owner_id,
         name=name,
         action="next",
         caller=caller,
         idempotent=idempotent,
-        op=lambda raise_to, counted: store.next_value(
-            owner_id, name, step, raise_to=raise_to, counted=counted, caller=caller, idempotent=idempotent
+        op=lambda raise_to, counted, series: store.next_value(
+            owner_id,
+            name,
+            step,
+            raise_to=raise_to,
+            counted=counted,
+            caller=caller,
+            idempotent=idempotent,
+            series=series,
+            day=dated(series),
         ),
     )
     _count("next", state, values=step)
@@ -259,18 +345,20 @@ def counter_set(
     idempotent: idempotency.Idempotent | None = None,
     actor: Actor = history.SYSTEM,
     kind: str = CounterChange.Kind.SET,
+    day: date | None = None,
 ) -> store.State:
-    """Set the value. SQL-free when ``value`` is within the reservation, else one block more.
-    The change goes to the history with its old value, in the set's own Redis step (``kind``:
-    set, or the admin's reset)."""
+    """Set the value (a series: of ``day``'s period). SQL-free when ``value`` is within the
+    reservation, else one block more. The change goes to the history with its old value (and
+    period), in the set's own Redis step (``kind``: set, or the admin's reset)."""
     change = actor.encode(name, kind)
+    dated = _dated(day)
     state = _with_state(
         owner_id=owner_id,
         name=name,
         action="set",
         caller=caller,
         idempotent=idempotent,
-        op=lambda raise_to, counted: store.set_value(
+        op=lambda raise_to, counted, series: store.set_value(
             owner_id,
             name,
             value,
@@ -279,6 +367,8 @@ def counter_set(
             caller=caller,
             idempotent=idempotent,
             change=change,
+            series=series,
+            day=dated(series),
         ),
     )
     if not state.replayed:
@@ -287,46 +377,118 @@ def counter_set(
     return state
 
 
-def counter_get(*, owner_id: int, name: str, counted: bool = True, caller: Caller | None = None) -> store.State:
+def counter_get(
+    *, owner_id: int, name: str, counted: bool = True, caller: Caller | None = None, day: date | None = None
+) -> store.State:
+    """The counter's state (a series: ``day``'s period's; a period nobody took a number in is 0)."""
+    dated = _dated(day)
     state = _with_state(
         owner_id=owner_id,
         name=name,
         action="read",
         caller=caller,
-        op=lambda _, first: store.get(owner_id, name, counted=counted and first, caller=caller),
+        op=lambda _, first, series: store.get(
+            owner_id, name, counted=counted and first, caller=caller, series=series, day=dated(series)
+        ),
     )
     metrics.operation("read")
     return state
 
 
-def counter_values(rows: list[Counter], *, counted_for: int | None = None, caller: Caller | None = None) -> list[int]:
-    """The values of many counters, read in one round trip (plus a restore for any lost).
-    ``counted_for``: the user whose COUNTER_RATE_LIMIT (and, for an access token, whose
-    revocation mark) the read checks; an API key is checked before (caller.owner())."""
-    keys_ = [(row.owner_id, row.name) for row in rows]
+def counter_states(
+    rows: list[Counter], *, counted_for: int | None = None, caller: Caller | None = None
+) -> list[store.State]:
+    """The states of many counters (a series: its current period's), read in one round trip
+    (plus a restore for any lost). ``counted_for``: the user whose COUNTER_RATE_LIMIT (and, for an
+    access token, whose revocation mark) the read checks; an API key is checked before
+    (caller.owner())."""
+    dated = _dated(None)
+    wanted = []
+    for row in rows:
+        series = row.series
+        day = dated(series)
+        wanted.append((row.owner_id, row.name, None if day is None else series.period(day)))
     rev = caller.credential if caller is not None and isinstance(caller.credential, TokenRev) else None
     try:
-        states = store.get_many(keys_, counted_for=counted_for, credential=rev)
+        states = store.get_many(wanted, counted_for=counted_for, credential=rev)
     except RevocationUnknown:  # nothing was counted: the mark goes back from SQL, and again
         caller.mark_forgotten()
-        states = store.get_many(keys_, counted_for=counted_for, credential=rev)
-    values = []
+        states = store.get_many(wanted, counted_for=counted_for, credential=rev)
+    answers = []
     for row, state in zip(rows, states, strict=True):
+        series = row.series
         if state is None:
-            state = counter_get(owner_id=row.owner_id, name=row.name, counted=False)
-        values.append(state.value)
-    return values
+            state = counter_get(owner_id=row.owner_id, name=row.name, counted=False, day=dated(series))
+        answers.append(state._replace(series=series, day=dated(series)))
+    return answers
+
+
+def counter_settings(*, owner_id: int, name: str) -> Series:
+    """The counter's settings, from SQL (what a set that names them is checked against)."""
+    row = Counter.objects.filter(owner_id=owner_id, name=name).only("reset", "timezone", "format").first()
+    if row is None:
+        raise CounterNotFound()
+    return row.series
+
+
+def counter_change_format(
+    *, owner_id: int, name: str, format: str | None, actor: Actor = history.SYSTEM, day: date | None = None
+) -> store.State:
+    """Give the counter a new ``format`` (None: the value alone). Its reset and time zone are fixed:
+    a number already handed out keeps its period. In SQL and in the counter's Redis hash, under
+    the row's lock, so that a restore cannot put the old one back."""
+    with transaction.atomic():
+        row = _locked_row(owner_id=owner_id, name=name)
+        old = row.format or None
+        row.format = format or ""
+        row.save(update_fields=["format"])
+        store.change_settings(owner_id, name, row.series)
+        if old != format:
+            history.record(
+                owner_id=owner_id,
+                name=name,
+                kind=CounterChange.Kind.FORMAT,
+                old=None,
+                new=None,
+                actor=actor,
+                old_format=old or "",
+                new_format=format or "",
+            )
+    known.learn(owner_id, name, row.series)
+    return counter_get(owner_id=owner_id, name=name, counted=False, day=day)
+
+
+def counter_periods(*, owner_id: int, name: str, periods: list[str]) -> list[int]:
+    """The values of some of a series' periods (0 for one nobody took a number in)."""
+    for _ in range(_ATTEMPTS):
+        try:
+            return store.periods(owner_id, name, periods)
+        except store.StateMissing:
+            _restore(owner_id=owner_id, name=name)
+    raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
 
 
 def counter_delete(*, owner_id: int, name: str, actor: Actor = history.SYSTEM) -> None:
     """Delete a counter; its Redis state goes in the same transaction (counters/signals.py), and
     so does the history's row, with the last value Redis held (None if it held none)."""
-    [last] = store.get_many([(owner_id, name)])
+    series = counter_settings(owner_id=owner_id, name=name)
+    day = _dated(None)(series)
+    period = None if day is None else series.period(day)
+    [last] = store.get_many([(owner_id, name, period)])
     with transaction.atomic():
         deleted, _ = Counter.objects.filter(owner_id=owner_id, name=name).delete()
         if deleted:
             old = None if last is None else last.value
-            history.record(owner_id=owner_id, name=name, kind=CounterChange.Kind.DELETE, old=old, new=None, actor=actor)
+            history.record(
+                owner_id=owner_id,
+                name=name,
+                kind=CounterChange.Kind.DELETE,
+                old=old,
+                new=None,
+                actor=actor,
+                period=period or "",
+            )
+    known.learn(owner_id, name, PLAIN)
     if not deleted:
         raise CounterNotFound()
     metrics.operation("delete")

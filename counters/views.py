@@ -1,20 +1,25 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from counters import history, services
+from counters import history, series, services
 from counters.history import Actor
-from counters.selectors import counter_history, counter_list
+from counters.selectors import counter_history, counter_list, counter_periods
 from counters.serializers import (
+    DATE_HELP,
     CounterChangeSerializer,
     CounterCreateSerializer,
     CounterNextSerializer,
+    CounterPatchSerializer,
+    CounterPeriodSerializer,
     CounterSerializer,
     CounterSetSerializer,
+    CounterSettingsSerializer,
     counter_data,
     counters_url,
 )
@@ -27,6 +32,15 @@ from incrementific.schema import IDEMPOTENCY_KEY, responses
 NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, pattern=rf"^{NAME_PATTERN}$", description="The counter's name."
 )
+DATE = OpenApiParameter(
+    "date",
+    OpenApiTypes.DATE,
+    OpenApiParameter.QUERY,
+    description=DATE_HELP + " A period nobody took a number in reads 0.",
+)
+# The settings a PUT or PATCH may name: `format` is changed alone with PATCH; `reset` and
+# `timezone` are fixed once created (changing them could hand out a number twice).
+SETTINGS = frozenset(["format", "reset", "timezone"])
 
 
 # What delete means, said wherever a counter is deleted or created (docs/api.md says it too).
@@ -38,8 +52,9 @@ NAME_AGAIN_STARTS_AGAIN = (
 
 # A read and `next` answer the counter in JSON, or its value alone for `Accept: text/plain`.
 PLAIN_TEXT = (
-    "With `Accept: text/plain` the answer is the value and a newline, nothing else (an error keeps its "
-    "JSON body): `N=$(curl -s -X POST -H 'Accept: text/plain' ...)` in a build script."
+    "With `Accept: text/plain` the answer is `formatted` (the value as the counter's format prints it, "
+    "or the value alone) and a newline, nothing else (an error keeps its JSON body): "
+    "`N=$(curl -s -X POST -H 'Accept: text/plain' ...)` in a build script."
 )
 COUNTER_OR_VALUE = {
     (200, "application/json"): CounterSerializer,
@@ -52,12 +67,25 @@ def json_errors(table: dict) -> dict:
     return {(key, "application/json") if isinstance(key, int) else key: value for key, value in table.items()}
 
 
-# PUT and PATCH do the same thing (a counter has one writable field).
-SET_SCHEMA = extend_schema(
+SET_RESPONSES = responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+SET_DESCRIPTION = (
+    "Set the counter to `value` (a series: the period of `date`, default today). A `format` changes how the "
+    "value prints. `reset` and `timezone` are fixed once created: a body may repeat them as they are (what "
+    "you read), and one that changes them is a 400 `setting_fixed`."
+)
+PUT_SCHEMA = extend_schema(
     summary="Set a counter",
+    description=SET_DESCRIPTION,
     parameters=[NAME, IDEMPOTENCY_KEY],
     request=CounterSetSerializer,
-    responses=responses({200: CounterSerializer}, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+    responses=SET_RESPONSES,
+)
+PATCH_SCHEMA = extend_schema(
+    summary="Set a counter, or change its format",
+    description=SET_DESCRIPTION + " A PATCH without a `value` sets nothing (a `format` alone changes the format).",
+    parameters=[NAME, IDEMPOTENCY_KEY],
+    request=CounterPatchSerializer,
+    responses=SET_RESPONSES,
 )
 
 
@@ -68,7 +96,11 @@ SET_SCHEMA = extend_schema(
     ),
     create=extend_schema(
         summary="Create a counter",
-        description=f"Create a counter at `value` (default 0).\n\n{NAME_AGAIN_STARTS_AGAIN}",
+        description=(
+            "Create a counter at `value` (default 0). A series (`reset`: yearly, monthly or daily) keeps a "
+            "sequence per period, in its `timezone`; `value` is then its current period's. `format` prints "
+            f"the value as a document does (`INV-{{year}}-{{value:05}}`).\n\n{NAME_AGAIN_STARTS_AGAIN}"
+        ),
         parameters=[IDEMPOTENCY_KEY],
         request=CounterCreateSerializer,
         responses=responses({201: CounterSerializer}, 400, 401, 403, 409, 413, 415, 422, 503),
@@ -76,11 +108,11 @@ SET_SCHEMA = extend_schema(
     retrieve=extend_schema(
         summary="Read a counter",
         description=PLAIN_TEXT,
-        parameters=[NAME],
-        responses=json_errors(responses(COUNTER_OR_VALUE, 401, 403, 404, 429, 503)),
+        parameters=[NAME, DATE],
+        responses=json_errors(responses(COUNTER_OR_VALUE, 400, 401, 403, 404, 429, 503)),
     ),
-    update=SET_SCHEMA,
-    partial_update=SET_SCHEMA,
+    update=PUT_SCHEMA,
+    partial_update=PATCH_SCHEMA,
     destroy=extend_schema(
         summary="Delete a counter",
         description=f"Delete the counter and its value.\n\n{NAME_AGAIN_STARTS_AGAIN}",
@@ -89,11 +121,18 @@ SET_SCHEMA = extend_schema(
     ),
     history=extend_schema(
         summary="A counter's history",
-        description="Every change to the counter other than `next` (create, set, reset), newest first, "
-        "50 a page: who made it (and with which API key), where, the old and the new value, when, and "
-        "the request's `X-Request-ID`.",
+        description="Every change to the counter other than `next` (create, set, reset, delete, format), "
+        "newest first, 50 a page: who made it (and with which API key), where, the period (a series'), the "
+        "old and the new value (or format), when, and the request's `X-Request-ID`.",
         parameters=[NAME],
         responses=responses({200: CounterChangeSerializer(many=True)}, 400, 401, 403, 404, 429, 503),
+    ),
+    periods=extend_schema(
+        summary="A series' periods",
+        description="Each period of the series that has a value, newest first, 50 a page (none for a counter "
+        "without a `reset`). `formatted` is dated today for the current period, else the period's last day.",
+        parameters=[NAME],
+        responses=responses({200: CounterPeriodSerializer(many=True)}, 400, 401, 403, 404, 429, 503),
     ),
     next=extend_schema(
         summary="Take the next value",
@@ -129,7 +168,12 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
             "Next value",
             """POST to take the counter's next value: it adds `step` (default 1) and answers the
             counter with its new value. A value handed out here is never handed out again, until
-            the counter is set below it or deleted.""",
+            the counter is set below it or deleted. A series takes a `date` (the document's, default
+            today), which picks the period.""",
+        ),
+        "Periods": (
+            "Periods",
+            """Each period of a series (a counter with a `reset`) that has a value, newest first.""",
         ),
     }
 
@@ -171,14 +215,14 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         row.value = self._state().value
         return row
 
-    def _state(self):
+    def _state(self, day=None):
         caller = self.request.auth
-        return services.counter_get(owner_id=caller.owner_for_script(), caller=caller, name=self.kwargs["name"])
+        return services.counter_get(
+            owner_id=caller.owner_for_script(), caller=caller, name=self.kwargs["name"], day=day
+        )
 
     def _data(self, state) -> dict:
-        return counter_data(
-            counters_url(self.request), name=self.kwargs.get("name"), value=state.value, created=state.created
-        )
+        return counter_data(counters_url(self.request), self.kwargs.get("name"), state)
 
     def _respond(self, state):
         return self.respond(self._data(state))
@@ -192,21 +236,27 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         caller = request.auth
         owner = caller.owner("read")  # an API key, checked; an access token is, in the read below
         page = self.paginate_queryset(self.get_queryset())
-        values = services.counter_values(page, counted_for=owner, caller=caller)
+        states = services.counter_states(page, counted_for=owner, caller=caller)
         base = counters_url(request)
         return self.get_paginated_response(
             [
-                counter_data(base, name=row.name, value=value, created=services.rendered(row.created_at))
-                for row, value in zip(page, values, strict=True)
+                counter_data(base, row.name, state._replace(created=services.rendered(row.created_at)))
+                for row, state in zip(page, states, strict=True)
             ]
         )
 
     @idempotency.idempotent_change
     def create(self, request):
-        data = self._valid(CounterCreateSerializer)
+        serializer = CounterCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         owner = request.auth.owner("create", data["name"], revocation=True)
         state = services.counter_create(
-            owner_id=owner, name=data["name"], value=data["value"], actor=Actor.of(request, "api")
+            owner_id=owner,
+            name=data["name"],
+            value=data["value"],
+            series=serializer.series(),
+            actor=Actor.of(request, "api"),
         )
         self.kwargs["name"] = data["name"]
         body = self._data(state)
@@ -215,23 +265,68 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         return response
 
     def retrieve(self, request, name):
-        return self._respond(self._state())
+        # The query string is looked at only when there is one (the steady read has none).
+        day = _query_date(request) if request._request.META.get("QUERY_STRING") else None
+        return self._respond(self._state(day))
 
     def update(self, request, name):
-        data = CounterSetSerializer.validated(request.data)
-        idempotent = idempotency.of(request, value=data["value"])
+        data = request.data
+        if hasattr(data, "keys") and (
+            not SETTINGS.isdisjoint(data.keys()) or (request.method == "PATCH" and "value" not in data)
+        ):
+            return self._update_settings(request, name)
+        data = CounterSetSerializer.validated(data)
+        return self._set(request, name, data["value"], data.get("date"))
+
+    def partial_update(self, request, name):  # its own function: its schema is not PUT's
+        return self.update(request, name)
+
+    def _set(self, request, name, value, day):
+        idempotent = idempotency.of(request, value=value, **_date_of(day))
         caller = request.auth
         state = services.counter_set(
             owner_id=caller.owner_for_script(),
             caller=caller,
             name=name,
-            value=data["value"],
+            value=value,
             idempotent=idempotent,
             actor=Actor.of(request, "api"),
+            day=day,
         )
         return idempotency.mark(self._respond(state), state)
 
-    partial_update = update
+    def _update_settings(self, request, name):
+        """A PUT or PATCH that names a setting, or a PATCH without a value. A setting is checked
+        against the counter's (in SQL: a rare request): `reset` and `timezone` may only repeat what
+        they are; a new `format` is the counter's from then on. A `value` then sets the counter
+        as any set does, and a PATCH with nothing to set answers the counter as it is."""
+        serializer = CounterSettingsSerializer(data=request.data, partial=True)  # a form's missing field: absent
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        state = None
+        if not SETTINGS.isdisjoint(data):
+            owner = request.auth.owner("set", name, revocation=True)
+            current = services.counter_settings(owner_id=owner, name=name)
+            errors = {
+                setting: [f"The {setting} is fixed once the counter is created (it is {getattr(current, setting)!r})."]
+                for setting in ("reset", "timezone")
+                if setting in data and data[setting] != getattr(current, setting)
+            }
+            if errors:
+                raise ValidationError(errors, code=series.SETTING_FIXED)
+            if "format" in data and data["format"] != current.format:
+                state = services.counter_change_format(
+                    owner_id=owner,
+                    name=name,
+                    format=data["format"],
+                    actor=Actor.of(request, "api"),
+                    day=data.get("date"),
+                )
+        if "value" in data:
+            return self._set(request, name, data["value"], data.get("date"))
+        if request.method == "PUT":
+            raise ValidationError({"value": ["This field is required."]}, code="required")
+        return self._respond(state or self._state(data.get("date")))
 
     @idempotency.idempotent_change
     def destroy(self, request, name):
@@ -255,10 +350,52 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         # No body is the usual call, and it skips the parsers and the serializer (BENCHMARKS.md).
         # DRF's own test for a body (request.stream is None without one), so a body DRF would
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
-        step = 1 if request.stream is None else CounterNextSerializer.validated(request.data)["step"]
-        idempotent = idempotency.of(request, step=step)
+        if request.stream is None:
+            step, day = 1, None
+        else:
+            data = CounterNextSerializer.validated(request.data)
+            step, day = data["step"], data.get("date")
+        idempotent = idempotency.of(request, step=step, **_date_of(day))
         caller = request.auth
         state = services.counter_next(
-            owner_id=caller.owner_for_script(), caller=caller, name=name, step=step, idempotent=idempotent
+            owner_id=caller.owner_for_script(), caller=caller, name=name, step=step, idempotent=idempotent, day=day
         )
         return idempotency.mark(self._respond(state), state)
+
+    @action(detail=True, methods=["get"], name="Periods")
+    def periods(self, request, name):
+        """Each period of a series that has a value, newest first."""
+        owner = request.auth.owner("read", name, revocation=True)
+        row = counter_list(owner_id=owner).filter(name=name).first()
+        if row is None:
+            raise NotFound()
+        page = self.paginate_queryset(counter_periods(row))
+        values = services.counter_periods(owner_id=owner, name=name, periods=[p.period for p in page])
+        settings = row.series
+        today = settings.today()
+        return self.get_paginated_response(
+            [
+                {
+                    "period": p.period,
+                    "value": value,
+                    "formatted": settings.render(value, settings.day_shown(p.period, today)),
+                }
+                for p, value in zip(page, values, strict=True)
+            ]
+        )
+
+
+def _query_date(request):
+    """`?date=2026-06-01` on a read: that day's period."""
+    text = request.query_params.get("date")
+    if text is None:
+        return None
+    try:
+        return series.parse_date(text)
+    except DjangoValidationError as exc:
+        raise ValidationError({"date": exc.messages}, code=series.INVALID_DATE) from None
+
+
+def _date_of(day) -> dict:
+    """What a date adds to an Idempotency-Key's fingerprint: the date, when the request gave one."""
+    return {} if day is None else {"date": day.isoformat()}

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from counters import history, services, store
+from counters import history, series, services, store
 from counters.history import Actor
 from counters.models import CounterChange
 from counters.selectors import counter_list
@@ -61,10 +61,10 @@ def _dashboard(request, *, status=200, create=None, row_errors=None):
     rows = list(current.object_list)
     outage = None
     try:
-        values = services.counter_values(rows, counted_for=request.user.id)
+        states = services.counter_states(rows, counted_for=request.user.id)
     except store.CounterStoreUnavailable as exc:
         # The names are in SQL: show them, say why the values are missing, as the admin does.
-        outage, values, status = describe(exc), [None] * len(rows), 503
+        outage, states, status = describe(exc), [None] * len(rows), 503
     row_errors = row_errors or {}
     changes = _last_changes(request.user.id, [row.name for row in rows])
     context = {
@@ -72,15 +72,20 @@ def _dashboard(request, *, status=200, create=None, row_errors=None):
         "counters": [
             {
                 "name": row.name,
-                "value": value,
+                "value": None if state is None else state.value,
+                "formatted": None if state is None else state.formatted,
+                "period": None if state is None else state.period,
+                "series": row.series,
                 "created_at": row.created_at,
                 "changes": changes.get(row.name, []),
                 **row_errors.get(row.name, {}),
             }
-            for row, value in zip(rows, values, strict=True)
+            for row, state in zip(rows, states, strict=True)
         ],
         "page_obj": current,
-        "create": create or {"values": {}, "errors": {}},
+        "create": create or {"values": {"timezone": series.DEFAULT_TIMEZONE}, "errors": {}},
+        "resets": series.RESETS,
+        "timezones": series.timezones(),
         "next_url": next_url(request, rows[0].name if rows else None),
         "token_url": request.build_absolute_uri(reverse("token")),
     }
@@ -116,32 +121,40 @@ def home(request):
 @login_required
 @require_POST
 def create(request):
-    values = {"name": request.POST.get("name", ""), "value": request.POST.get("value", "")}
-    data, errors = validated(CounterCreateSerializer, _without_blank_value(request.POST))
+    values = {field: request.POST.get(field, "") for field in ("name", "value", "reset", "timezone", "format")}
+    data, errors = validated(CounterCreateSerializer, _without_blanks(request.POST))
     if data is None:
         return _dashboard(request, status=400, create={"values": values, "errors": errors})
+    settings = series.Series.of(data["reset"], data["timezone"], data["format"])
 
     def change():
         try:
             state = services.counter_create(
-                owner_id=request.user.id, name=data["name"], value=data["value"], actor=Actor.of(request, "web")
+                owner_id=request.user.id,
+                name=data["name"],
+                value=data["value"],
+                series=settings,
+                actor=Actor.of(request, "web"),
             )
         except services.CounterAlreadyExists as exc:
             errors, status = {"name": [_message(exc)]}, 409
         except (services.CounterLimitReached, services.CounterOwnerMissing) as exc:
             errors, status = {"non_field_errors": [_message(exc)]}, describe(exc).status_code
         else:
-            return f"Created “{data['name']}” at {state.value}.", _back_to(request, data["name"])
+            return f"Created “{data['name']}” at {state.formatted}.", _back_to(request, data["name"])
         return _dashboard(request, status=status, create={"values": values, "errors": errors})
 
-    return _once(request, idempotency.of_form(request, name=data["name"], value=data["value"]), change)
+    what = {"name": data["name"], "value": data["value"], "series": settings.encoded()}
+    return _once(request, idempotency.of_form(request, **what), change)
 
 
-def _without_blank_value(post):
-    """An empty "starting value" box means the default (0), as a missing field does in the API."""
+def _without_blanks(post):
+    """An empty box means the default (a starting value of 0, no reset, UTC, no format), as a
+    missing field does in the API."""
     data = post.copy()
-    if data.get("value", None) == "":
-        del data["value"]
+    for field in ("value", "reset", "timezone", "format"):
+        if data.get(field, None) == "":
+            del data[field]
     return data
 
 
@@ -196,7 +209,7 @@ def take_next(request, name: str):
         return _not_found(request)
     except services.CounterOverflow as exc:
         return _dashboard(request, status=409, row_errors={name: {"errors": [_message(exc)]}})
-    messages.success(request, f"{name}: {state.value}")
+    messages.success(request, f"{name}: {state.formatted}")
     return _back(request, name)
 
 
@@ -221,7 +234,8 @@ def set_value(request, name: str):
         )
     except services.CounterNotFound:
         return _not_found(request)
-    messages.success(request, f"Set “{name}” to {state.value}. Its next value is {state.value + 1}.")
+    period = f" (in {state.period})" if state.period else ""
+    messages.success(request, f"Set “{name}” to {state.value}{period}. Its next value is {state.value + 1}.")
     return _back(request, name)
 
 

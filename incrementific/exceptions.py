@@ -21,7 +21,7 @@ from accounts.authentication import unchecked_caller_first
 from accounts.ratelimit import RateLimited
 from accounts.scopes import ScopeDenied
 from accounts.store import TokenRevoked
-from counters import store
+from counters import series, store
 from counters.services import (
     CounterAlreadyExists,
     CounterLimitReached,
@@ -34,6 +34,26 @@ from incrementific.redis import CounterStoreUnavailable
 from incrementific.rendering import PlainTextRenderer
 
 JSON_API = "application/vnd.api+json"
+
+# Invalid input whose every error is one of these answers with that code instead of `invalid`,
+# so that a client can tell them apart without reading messages (docs/api.md lists them).
+NAMED_INPUT_CODES = frozenset(
+    [series.INVALID_FORMAT, series.UNKNOWN_TIMEZONE, series.INVALID_RESET, series.INVALID_DATE, series.SETTING_FIXED]
+)
+
+
+def _input_code(exc: exceptions.ValidationError) -> str:
+    codes = set()
+    pending = [exc.get_codes()]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        else:
+            codes.add(item)
+    return codes.pop() if len(codes) == 1 and codes <= NAMED_INPUT_CODES else "invalid"
 
 
 class Conflict(exceptions.APIException):
@@ -166,7 +186,7 @@ def exception_handler(exc: Exception, context: dict):
         return None  # unexpected: Django answers with handler500 and logs the traceback
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = error_body("Invalid input.", "invalid", fields=fields)
+        response.data = error_body("Invalid input.", _input_code(exc), fields=fields)
     elif isinstance(exc.detail, dict) and "detail" in exc.detail:
         # simplejwt's InvalidToken and AuthenticationFailed carry a dict with detail and code.
         response.data = error_body(exc.detail["detail"], exc.detail.get("code", exc.default_code))

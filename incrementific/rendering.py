@@ -27,8 +27,9 @@ class RenderNow:
 
 
 class PlainTextRenderer(BaseRenderer):
-    """`Accept: text/plain` on a counter's `next` and read: the value and a newline, nothing else,
-    for a script (`N=$(curl -s -H 'Accept: text/plain' ...)`). Errors keep their JSON bodies
+    """`Accept: text/plain` on a counter's `next` and read: its `formatted` value (the value as
+    its format prints it, or the value alone) and a newline, nothing else, for a script
+    (`N=$(curl -s -H 'Accept: text/plain' ...)`). Errors keep their JSON bodies
     (incrementific/exceptions.py switches their renderer back)."""
 
     media_type = "text/plain"
@@ -36,4 +37,4 @@ class PlainTextRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        return f"{data['value']}\n".encode()
+        return f"{data['formatted']}\n".encode()

@@ -146,6 +146,49 @@ def strings_without_nul(result, generator, request, public):
     return result
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def forms_without_null(result, generator, request, public):
+    """A postprocessing hook: a form cannot send null (it would send the text "null"), so a
+    request body's form encodings refer to a copy of its component without `nullable`; a form
+    leaves such a field out, or empty, for null (counters/serializers.py reads '' as null)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            content = operation.get("requestBody", {}).get("content", {}) if isinstance(operation, dict) else {}
+            for media_type in FORM_TYPES:
+                ref = content.get(media_type, {}).get("schema", {}).get("$ref", "")
+                name = ref.rsplit("/", 1)[-1]
+                component = schemas.get(name)
+                if component is None or not any(_nullable(p) for p in component.get("properties", {}).values()):
+                    continue
+                form = f"{name}Form"
+                if form not in schemas:
+                    copy = {**component, "properties": {}}
+                    for field, prop in component["properties"].items():
+                        copy["properties"][field] = _not_null(prop)
+                    schemas[form] = copy
+                content[media_type] = {**content[media_type], "schema": {"$ref": f"#/components/schemas/{form}"}}
+    return result
+
+
+_NULL = {"$ref": "#/components/schemas/NullEnum"}
+
+
+def _nullable(prop: dict) -> bool:
+    return bool(prop.get("nullable")) or _NULL in prop.get("oneOf", [])
+
+
+def _not_null(prop: dict) -> dict:
+    """A property's schema without null: not `nullable`, and not one of a `oneOf` (an enum's)."""
+    prop = {k: v for k, v in prop.items() if k != "nullable"}
+    if "oneOf" in prop:
+        rest = [choice for choice in prop.pop("oneOf") if choice != _NULL]
+        prop.update({"oneOf": rest} if len(rest) > 1 else {"allOf": rest})
+    return prop
+
+
 def shortest_password(result, generator, request, public):
     """A postprocessing hook: a password being chosen (registration, a new password) is at least
     as long as AUTH_PASSWORD_VALIDATORS' MinimumLengthValidator asks; the serializers check it

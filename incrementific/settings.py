@@ -263,6 +263,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "incrementific.schema.strings_without_nul",
         "incrementific.schema.shortest_password",
+        "incrementific.schema.forms_without_null",
     ],
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_NAME_OVERRIDES": {"HealthStateEnum": "incrementific.views.HEALTH_STATES"},

@@ -165,3 +165,27 @@ def test_a_users_page_shows_their_counters_with_live_values_and_their_keys(staff
     assert values == ["0", "41"]  # default, invoices
     assert redis_round_trips == one_read_per_primary(counter_key(alice.id, "default"))
     assert "billing" in r.text
+
+
+def test_a_series_shows_its_settings_its_periods_and_its_print(staff_client, alice):
+    from datetime import date
+
+    from counters.series import Series
+
+    services.counter_create(owner_id=alice.id, name="sales", series=Series.of("yearly", "UTC", "S{yy}-{value:03}"))
+    for day in [date(2025, 5, 1), date(2026, 5, 1), date(2026, 5, 2)]:
+        services.counter_next(owner_id=alice.id, name="sales", day=day)
+    row = Counter.objects.get(owner=alice, name="sales")
+    r = staff_client.get(f"/admin/counters/counter/{row.pk}/change/")
+    assert r.status_code == 200
+    assert re.search(r'field-reset">.*?<div class="readonly">yearly</div>', r.text, re.S)
+    assert re.search(r'field-format">.*?<div class="readonly">S\{yy\}-\{value:03\}</div>', r.text, re.S)
+    periods = re.search(r'field-periods">.*?<tbody>(.*?)</tbody>', r.text, re.S).group(1)
+    assert re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>", periods) == [
+        ("2026", "2", "4"),  # each period's reservation: its first number and the block of 3
+        ("2025", "1", "4"),
+    ]
+    listed = staff_client.get("/admin/counters/counter/?q=sales").text
+    [cell] = value_cells(listed)
+    period = services.counter_get(owner_id=alice.id, name="sales").period
+    assert cell.startswith(f"{2 if period == '2026' else 0} (S{period[2:]}-")

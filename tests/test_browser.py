@@ -7,6 +7,7 @@ module is skipped with one line saying why; `.ci/run` installs it.
 """
 
 import base64
+import datetime
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from accounts.models import ApiKey
 from accounts.services import api_key_create
 from counters import services
 from counters.models import Counter
+from counters.series import Series
 from tests.helpers import redis_value
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -389,6 +391,30 @@ def test_sign_up_shows_every_field_error_at_once(site, alice):
     assert site.errors_of("Username") == ["A user with that username already exists."]
     assert site.errors_of("Password") == ["This password is too common.", "This password is entirely numeric."]
     site.screenshot("16-signup-every-error")
+
+
+def test_a_series_is_made_with_a_live_example_that_prints_as_the_service_does(site):
+    sign_up(site, "gina")
+    site.visit("/")
+    site.find("details.series-settings summary").click()
+    today = datetime.date.today()  # the browser's and this process's: the same machine, the same zone
+    for template in ["INV-{year}-{value:05}", "{yy}{month}{day}/{value}", "{{x}} {value:020}", "{nope}", "a}"]:
+        site.fill("Format (optional)", template)
+        try:
+            expected = Series.of("yearly", "UTC", template).render(42, today)
+        except Exception:
+            expected = "not a valid format yet"
+        assert site.text("#format-example") == expected, template
+    Select(site.labelled("Starts again")).select_by_value("yearly")
+    site.fill("Time zone", "Europe/Paris")
+    site.fill("Name", "sales")
+    site.fill("Format (optional)", "INV-{year}-{value:05}")
+    site.screenshot("17-series-form")
+    site.press("Create")
+    site.press("Next value of sales")
+    assert site.counter_value("sales") == f"INV-{today.year}-00001"
+    assert site.console_errors() == []
+    site.screenshot("18-series-listed")
 
 
 def test_the_counters_page_fits_a_phone(site):

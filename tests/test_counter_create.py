@@ -13,6 +13,11 @@ def test_it_creates_a_counter_at_zero(alice_client, alice):
     assert body == {
         "name": "invoices",
         "value": 0,
+        "formatted": "0",
+        "period": None,
+        "reset": None,
+        "timezone": "UTC",
+        "format": None,
         "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
         "url": "http://testserver/api/counters/invoices",
     }

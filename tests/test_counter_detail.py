@@ -65,10 +65,14 @@ def test_a_bad_value_is_a_400_and_changes_nothing(alice_client, alice, value):
     assert redis_value(alice, "default") == 0
 
 
-def test_a_missing_value_is_a_400(alice_client, alice):
-    r = alice_client.patch(counter_url("default"), {}, format="json")
+def test_a_put_without_a_value_is_a_400_and_a_patch_without_one_sets_nothing(alice_client, alice):
+    services.counter_set(owner_id=alice.id, name="default", value=4)
+    r = alice_client.put(counter_url("default"), {}, format="json")
     assert r.status_code == 400
     assert r.json()["fields"] == {"value": ["This field is required."]}
+    r = alice_client.patch(counter_url("default"), {}, format="json")
+    assert (r.status_code, r.json()["value"]) == (200, 4)
+    assert redis_value(alice, "default") == 4
 
 
 def test_another_users_counter_is_a_404_like_a_missing_one(alice_client, bob):

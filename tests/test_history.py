@@ -36,8 +36,11 @@ def test_create_set_and_a_keyed_set_are_recorded_newest_first_next_is_not(alice_
     keyed, by_token, created = body["results"]
     assert keyed == {
         "kind": "set",
+        "period": None,
         "old_value": 100,
         "new_value": 7,
+        "old_format": None,
+        "new_format": None,
         "by": {"user": "alice", "api_key": {"name": "cron", "prefix": secret[: secret.find(".") + 9]}},
         "surface": "api",
         "at": keyed["at"],
@@ -45,8 +48,11 @@ def test_create_set_and_a_keyed_set_are_recorded_newest_first_next_is_not(alice_
     }
     assert by_token == {
         "kind": "set",
+        "period": None,
         "old_value": 6,  # after the next, which is not recorded
         "new_value": 100,
+        "old_format": None,
+        "new_format": None,
         "by": {"user": "alice", "api_key": None},
         "surface": "api",
         "at": by_token["at"],

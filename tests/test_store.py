@@ -166,7 +166,11 @@ def test_get_many_reads_everything_in_one_round_trip(redis_round_trips):
     store.create(1, "a", value=1, limit=9, created="x")
     store.create(2, "b", value=2, limit=9, created="y")
     redis_round_trips.clear()
-    assert store.get_many([(1, "a"), (1, "none"), (2, "b")]) == [store.State(1, "x"), None, store.State(2, "y")]
+    assert store.get_many([(1, "a", None), (1, "none", None), (2, "b", None)]) == [
+        store.State(1, "x"),
+        None,
+        store.State(2, "y"),
+    ]
     keys_ = [keys.counter(1, "a"), keys.counter(2, "b")]
     assert redis_round_trips == one_read_per_primary(*keys_)
 
@@ -176,7 +180,7 @@ def test_a_read_of_many_owners_costs_a_round_trip_per_primary_not_per_counter(re
     for owner in owners:
         store.create(owner, "a", value=owner, limit=MAX, created="x")
     redis_round_trips.clear()
-    assert store.get_many([(owner, "a") for owner in owners]) == [store.State(owner, "x") for owner in owners]
+    assert store.get_many([(owner, "a", None) for owner in owners]) == [store.State(owner, "x") for owner in owners]
     assert redis_round_trips == one_read_per_primary(*(keys.counter(owner, "a") for owner in owners))
     assert len(redis_round_trips) == (3 if connection.topology() == "cluster" else 1)
 

@@ -428,3 +428,43 @@ def test_a_form_sent_twice_makes_its_change_once(browser, alice):
     services.counter_create(owner_id=alice.id, name="tickets", value=3)
     assert browser.post("/counters/tickets/delete", {"idempotency_key": delete}).status_code == 302
     assert redis_value(alice, "tickets") == 3
+
+
+def test_a_series_is_created_here_and_listed_with_its_print_and_period(browser, alice):
+    form = {
+        "name": "sales",
+        "value": "",
+        "reset": "yearly",
+        "timezone": "Europe/Paris",
+        "format": "INV-{year}-{value:05}",
+    }
+    r = browser.post("/counters", form)
+    assert (r.status_code, r["Location"]) == (302, "/#c-sales")
+    row = Counter.objects.get(owner=alice, name="sales")
+    assert (row.reset, row.timezone, row.format) == ("yearly", "Europe/Paris", "INV-{year}-{value:05}")
+    browser.post("/counters/sales/next", {"page": "1"})
+    year = services.counter_get(owner_id=alice.id, name="sales").period
+    assert flashed(browser) == [f"Created “sales” at INV-{year}-00000.", f"sales: INV-{year}-00001"]
+    page = browser.get("/")
+    assert f"<span data-value>INV-{year}-00001</span>" in page.text
+    assert f"yearly, now in {year} (Europe/Paris)" in page.text
+    # the form's defaults: no reset, UTC, no format; its example is filled in by site.js
+    assert 'id="f-timezone" name="timezone" type="text" value="UTC"' in page.text
+    assert "data-format-example" in page.text
+
+
+@pytest.mark.parametrize(
+    "field, value, code_message",
+    [
+        ("format", "INV-{nope}", "Unknown token {nope}"),
+        ("timezone", "Mars/Base", "Unknown time zone 'Mars/Base'"),
+        ("reset", "weekly", "Must be null, yearly, monthly or daily."),
+    ],
+)
+def test_a_series_refused_here_is_refused_with_the_apis_words(browser, alice_client, alice, field, value, code_message):
+    page = browser.post("/counters", {"name": "bad", field: value})
+    assert page.status_code == 400
+    [shown] = errors(page, f"f-{field}")
+    api = alice_client.post("/api/counters", {"name": "bad", field: value}, format="json").json()
+    assert shown == api["fields"][field][0] and shown.startswith(code_message)
+    assert not Counter.objects.filter(owner=alice, name="bad").exists()

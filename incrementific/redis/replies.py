@@ -17,6 +17,7 @@ class Reply(IntEnum):
     API_KEY_UNKNOWN = 6  # no entry of this primary's for the API key (or it expired)
     OUT_OF_SCOPE = 7  # the API key may not do this to this counter
     IDEMPOTENCY_KEY_REUSED = 8  # the Idempotency-Key was used for another request
-    REPLAYED = 9  # {9, value, created} (or {9, the kept answer}): the answer already given
+    REPLAYED = 9  # {9, value, created, date, settings} (or {9, the kept answer}): the answer already given
     IDEMPOTENCY_KEY_IN_PROGRESS = 10  # the first request with that key is still going on
     REVOCATION_UNKNOWN = 11  # no revocation mark of this primary's own: SQL's is the truth
+    SETTINGS_DIFFER = 12  # {12, the counter's settings}: the caller's idea of its series is out of date

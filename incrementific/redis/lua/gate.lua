@@ -7,10 +7,25 @@
 -- ARGV[1] the step or value, ARGV[2] a newly reserved limit to install first or '', ARGV[3] and
 -- ARGV[4] the rate's limit and seconds (or ''), ARGV[5] to ARGV[9] the caller's check (see
 -- refused()), ARGV[10] to ARGV[12] the record's (see remembered(); '' without a record), ARGV[13]
--- (set only) the change, as counters/history.py encodes it.
+-- (set only) the change, as counters/history.py encodes it, ARGV[14] to ARGV[16] the series'
+-- (see unsettled(); left off for a counter the caller takes to be plain).
+--
+-- A series (counters/series.py) keeps its settings in the hash's field s, and each period's value
+-- and limit in the fields v:<period> and l:<period>. ARGV[14] is the settings the caller took the
+-- counter to have, ARGV[15] the period (of the document's date) and ARGV[16] that date, kept with
+-- an Idempotency-Key's answer. A period nobody took a number in has neither field: its value is 0
+-- and its limit 0 (so its first number reserves). restore.lua puts every period SQL knows of back
+-- with the counter, so a missing field is a period never used, never a forgotten one.
+local SETTINGS = ARGV[14] or ''
+local V, L = 'v', 'l'
+if ARGV[15] and ARGV[15] ~= '' then V, L = 'v:' .. ARGV[15], 'l:' .. ARGV[15] end
+local function unsettled(settings)  -- nil, or {12, the counter's settings}: the caller's are not
+  if (settings or '') ~= SETTINGS then return {12, settings or ''} end
+  return nil
+end
 local function limit_in_force(limit, reserved)  -- installs a newly reserved, higher limit
   if reserved ~= '' and above(reserved, limit) then
-    redis.call('HSET', KEYS[1], 'l', reserved)
+    redis.call('HSET', KEYS[1], L, reserved)
     return reserved
   end
   return limit
@@ -61,18 +76,19 @@ local function gate()  -- every counter script's first step: nil to go on, or th
 end
 -- An Idempotency-Key's record (keys.idempotency) is KEYS[4] when ARGV[10] is given: ARGV[10] is the
 -- request's fingerprint, ARGV[11] this attempt's own id, ARGV[12] how long a record is kept.
--- A record holds f (the fingerprint) and either the answer (v, c) or, while its attempt is
--- still going on outside Redis (a reservation, a restore), p (the attempt's id). A record is
--- not fenced: an answer kept by an earlier primary was given, and giving it again is right.
--- -> nil to go on, or {8} key reused for another request | {9, value, created} the answer
---    already given | {10} the first attempt is still going on
+-- A record holds f (the fingerprint) and either the answer (v, c, and d: a series' date) or,
+-- while its attempt is still going on outside Redis (a reservation, a restore), p (the attempt's
+-- id). A record is not fenced: an answer kept by an earlier primary was given, and giving it
+-- again is right.
+-- -> nil to go on, or {8} key reused for another request | {9, value, created, date, the
+--    counter's settings} the answer already given | {10} the first attempt is still going on
 local IDEM = ARGV[10] ~= nil and ARGV[10] ~= ''
 local function remembered()
   if not IDEM then return nil end
-  local record = redis.call('HMGET', KEYS[4], 'f', 'v', 'c', 'p')
+  local record = redis.call('HMGET', KEYS[4], 'f', 'v', 'c', 'p', 'd')
   if not record[1] then return nil end
   if record[1] ~= ARGV[10] then return {8} end
-  if record[2] then return {9, record[2], record[3]} end
+  if record[2] then return {9, record[2], record[3], record[5] or '', redis.call('HGET', KEYS[1], 's') or ''} end
   if record[4] ~= ARGV[11] then return {10} end
   return nil
 end
@@ -80,6 +96,7 @@ local function remember(value, created)  -- the change is made: keep its answer
   if not IDEM then return end
   redis.call('DEL', KEYS[4])
   redis.call('HSET', KEYS[4], 'f', ARGV[10], 'v', value, 'c', created)
+  if ARGV[16] and ARGV[16] ~= '' then redis.call('HSET', KEYS[4], 'd', ARGV[16]) end
   redis.call('EXPIRE', KEYS[4], ARGV[12])
 end
 local function hold()  -- the attempt goes on outside Redis: a retry meanwhile waits (409)
