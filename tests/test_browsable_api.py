@@ -1,7 +1,10 @@
 import re
+from datetime import date
 
 from django.test import Client
 
+from counters import services
+from counters.series import Series
 from tests.helpers import redis_value
 
 PASSWORD = "a-long-enough-passphrase"
@@ -29,6 +32,17 @@ def test_a_person_logs_in_browses_and_takes_the_next_value(alice):
     r = client.post("/api/counters/default/next", {"step": ""}, HTTP_ACCEPT="text/html", HTTP_X_CSRFTOKEN=token)
     assert r.status_code == 200
     assert redis_value(alice, "default") == 1
+
+
+def test_the_forms_take_a_documents_date_and_a_dated_next_lands_in_its_period(alice):
+    services.counter_create(owner_id=alice.id, name="sales", series=Series.of("yearly", "UTC", "S-{value}"))
+    client = logged_in(alice)
+    for path in ["/api/counters/sales/", "/api/counters/sales/next"]:
+        assert 'name="date"' in client.get(path, HTTP_ACCEPT="text/html").text, path
+    token = client.cookies["csrftoken"].value
+    r = client.post("/api/counters/sales/next", {"date": "2026-05-05"}, HTTP_ACCEPT="text/html", HTTP_X_CSRFTOKEN=token)
+    assert r.status_code == 200 and "S-1" in r.text
+    assert services.counter_get(owner_id=alice.id, name="sales", day=date(2026, 1, 1)).value == 1
 
 
 def test_a_session_post_without_csrf_is_refused(alice):
