@@ -1,0 +1,3 @@
+from incrementific_client.cli import main
+
+raise SystemExit(main())
