@@ -28,7 +28,9 @@ from accounts.services import (
     api_key_owner,
     api_key_record_use,
     api_key_user_id,
+    api_key_user_id_in_sql,
     put_back_revocation_mark,
+    revocation_mark,
 )
 
 
@@ -117,6 +119,24 @@ class Caller:
             except store.TokenRevoked:
                 raise exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked") from None
         self._not_revoked = True
+
+    def owner_in_sql(self, action: str, name: str) -> int:
+        """The owner, the caller checked by SQL alone, for a call that must not need Redis (a
+        gapless counter's, counters/gapless.py): an API key's row and scope, or an access token's
+        `rev` against its user's revocation mark; 401 or 403 as :meth:`owner` would answer."""
+        if self._scope is None:
+            found = api_key_user_id_in_sql(self.key_secret)
+            self.checked = True
+            if found is None:
+                raise invalid_key()
+            self._owner, self._scope = found
+            self.credential = None
+        elif isinstance(self.credential, store.TokenRev) and not self._not_revoked:
+            if self.credential.rev < revocation_mark(self._owner):
+                raise exceptions.AuthenticationFailed("Token has been revoked.", "token_revoked")
+            self._not_revoked = True
+        self._scope.check(action, name)
+        return self._owner
 
     def owner_for_script(self) -> int:
         """The owner to name in a counter's script call, which checks the credential itself: the
