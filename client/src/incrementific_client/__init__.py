@@ -2,13 +2,16 @@
 
 __version__ = "0.1.0"
 
-from incrementific_client.client import Client, Counter, Period  # noqa: E402
+from incrementific_client.client import Client, Counter, Entry, Period  # noqa: E402
 from incrementific_client.errors import (  # noqa: E402
+    AlreadyVoided,
     AuthenticationError,
     BadRequest,
+    BelowIssued,
     Conflict,
     IdempotencyKeyReused,
     IncrementificError,
+    LogKept,
     NotFound,
     Overflow,
     PermissionDenied,
@@ -18,13 +21,17 @@ from incrementific_client.errors import (  # noqa: E402
 )
 
 __all__ = [
+    "AlreadyVoided",
     "AuthenticationError",
     "BadRequest",
+    "BelowIssued",
     "Client",
     "Conflict",
     "Counter",
+    "Entry",
     "IdempotencyKeyReused",
     "IncrementificError",
+    "LogKept",
     "NotFound",
     "Overflow",
     "Period",

@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     take.add_argument("name")
     take.add_argument("--step", type=int, default=1)
     take.add_argument("--date", help="the document's date, YYYY-MM-DD (a series' period)")
+    take.add_argument(
+        "--metadata",
+        type=_json_object,
+        help='a JSON object kept with the number (a gapless counter): {"invoice": "A-1"}',
+    )
 
     current = commands.add_parser("current", help="print the current value")
     current.add_argument("name")
@@ -82,7 +87,24 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--reset", choices=["yearly", "monthly", "daily"])
     create.add_argument("--timezone")
     create.add_argument("--format", help="e.g. INV-{year}-{value:05}")
+    create.add_argument("--gapless", action="store_true", help="record every number as it is handed out")
+
+    void = commands.add_parser("void", help="void a number of a gapless counter, and print it")
+    void.add_argument("name")
+    void.add_argument("value", type=int)
+    void.add_argument("reason")
+    void.add_argument("--date", help="a series' period, by a date in it")
     return parser
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not JSON") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("not a JSON object")
+    return value
 
 
 def _exit_code(error: IncrementificError) -> int:
@@ -108,13 +130,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         return USAGE
     try:
         if args.command == "next":
-            counter = client.next(args.name, step=args.step, date=args.date)
+            counter = client.next(args.name, step=args.step, date=args.date, metadata=args.metadata)
         elif args.command == "current":
             counter = client.current(args.name, date=args.date)
         elif args.command == "set":
             counter = client.set(args.name, args.value, date=args.date)
+        elif args.command == "void":
+            counter = client.void(args.name, args.value, args.reason, date=args.date)
         else:
-            counter = client.create(args.name, args.value, reset=args.reset, timezone=args.timezone, format=args.format)
+            counter = client.create(
+                args.name,
+                args.value,
+                reset=args.reset,
+                timezone=args.timezone,
+                format=args.format,
+                gapless=args.gapless,
+            )
     except IncrementificError as error:
         where = f" (request id {error.request_id})" if error.request_id else ""
         print(f"incrementific: {error.code}: {error.message}{where}", file=sys.stderr)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from incrementific_client import __version__
-from incrementific_client.errors import IncrementificError, Unavailable, error_for
+from incrementific_client.errors import AlreadyVoided, IncrementificError, Unavailable, error_for
 
 RETRY_STATUSES = frozenset([502, 503, 504])
 DateLike = Union[str, datetime.date, None]
@@ -45,6 +45,7 @@ class Counter:
     created_at: str
     url: str
     replayed: bool = False
+    gapless: bool = False
 
     @classmethod
     def of(cls, body: dict[str, Any], replayed: bool = False) -> "Counter":
@@ -59,6 +60,7 @@ class Counter:
             created_at=body["created_at"],
             url=body["url"],
             replayed=replayed,
+            gapless=body.get("gapless", False),
         )
 
 
@@ -67,6 +69,29 @@ class Period:
     period: str
     value: int
     formatted: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One number of a gapless counter's log: who got it, when, with which metadata; and once
+    voided, by whom, when and why. ``issued_by`` and ``voided_by``: ``{"user", "api_key"}``."""
+
+    value: int
+    period: Optional[str]
+    formatted: str
+    status: str
+    issued_at: str
+    issued_by: dict[str, Any]
+    surface: str
+    request_id: str
+    metadata: Optional[dict[str, Any]]
+    voided_at: Optional[str] = None
+    voided_by: Optional[dict[str, Any]] = None
+    void_reason: Optional[str] = None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Entry":
+        return cls(**{name: body.get(name) for name in cls.__dataclass_fields__})
 
 
 def _date(day: DateLike) -> Optional[str]:
@@ -147,11 +172,15 @@ class Client:
         reset: Optional[str] = None,
         timezone: Optional[str] = None,
         format: Optional[str] = None,
+        gapless: bool = False,
     ) -> Counter:
+        """A counter; ``gapless``: every number recorded as it is handed out (invoices)."""
         body: dict[str, Any] = {"name": name, "value": value}
         for setting, given in (("reset", reset), ("timezone", timezone), ("format", format)):
             if given is not None:
                 body[setting] = given
+        if gapless:
+            body["gapless"] = True
         return self._counter("POST", "/api/counters", body)
 
     def delete(self, name: str) -> None:
@@ -164,6 +193,40 @@ class Client:
     def periods(self, name: str) -> list[Period]:
         """Each period of a series that has a value, newest first."""
         return [Period(**item) for item in self._pages(f"/api/counters/{_quote(name)}/periods")]
+
+    # --- a gapless counter's log ----------------------------------------------------------------
+
+    def values(self, name: str, date: DateLike = None, status: Optional[str] = None) -> list[Entry]:
+        """Every number the gapless counter handed out, newest first (``date``: one period's;
+        ``status``: "issued" or "voided" only)."""
+        query = {k: v for k, v in (("date", _date(date)), ("status", status)) if v is not None}
+        path = f"/api/counters/{_quote(name)}/values" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return [Entry.of(item) for item in self._pages(path)]
+
+    def value(self, name: str, value: int, date: DateLike = None) -> Entry:
+        """One number's entry (``date``: a day in its period, for a series)."""
+        query = "" if date is None else "?" + urllib.parse.urlencode({"date": _date(date)})
+        answer, _ = self._call("GET", f"/api/counters/{_quote(name)}/values/{int(value)}{query}")
+        return Entry.of(answer)
+
+    def void(self, name: str, value: int, reason: str, date: DateLike = None) -> Entry:
+        """Void a number that could not be used, with a reason. A retry whose first attempt voided
+        it already (its answer lost) finds it voided with the same reason and returns that."""
+        body: dict[str, Any] = {"reason": reason}
+        if date is not None:
+            body["date"] = _date(date)
+        path = f"/api/counters/{_quote(name)}/values/{int(value)}/void"
+        started = self.attempts
+        try:
+            answer, _ = self._call("POST", path, body)
+        except AlreadyVoided:
+            if self.attempts - started < 2:
+                raise  # the first attempt was refused: somebody else voided it
+            entry = self.value(name, value, date)
+            if entry.void_reason != reason:
+                raise
+            return entry
+        return Entry.of(answer)
 
     # --- the calls ------------------------------------------------------------------------------
 

@@ -44,6 +44,18 @@ class Overflow(Conflict):
     """409 ``counter_overflow``: the value would pass 2**63-1; nothing changed."""
 
 
+class AlreadyVoided(Conflict):
+    """409 ``already_voided``: the number of a gapless counter is voided already."""
+
+
+class BelowIssued(Conflict):
+    """409 ``below_issued``: a gapless counter is only set up, above the numbers it handed out."""
+
+
+class LogKept(Conflict):
+    """409 ``log_kept``: a gapless counter that handed out numbers is not deleted (its log stays)."""
+
+
 class IdempotencyKeyReused(IncrementificError):
     """422: the Idempotency-Key was sent before with another request."""
 
@@ -63,6 +75,9 @@ class Unavailable(IncrementificError):
 
 
 _BY_CODE = {
+    "already_voided": AlreadyVoided,
+    "below_issued": BelowIssued,
+    "log_kept": LogKept,
     "api_key_scope": ScopeError,
     "counter_overflow": Overflow,
     "idempotency_key_reused": IdempotencyKeyReused,
