@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run migrate superuser test test-postgres test-ha test-cluster soak fuzz bench bench-ir lint fmt check clean
+.PHONY: install run migrate superuser test test-postgres test-ha test-cluster soak fuzz bench bench-gapless bench-ir lint fmt check clean
 
 $(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -55,6 +55,13 @@ bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) -m tests.harness.bench --big
+
+# One gapless counter against a fast one, side by side, 24 clients, on PostgreSQL (DATABASE_URL's
+# server, default the machine's); writes its table in BENCHMARKS.md.
+bench-gapless: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { echo "make bench-gapless needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) -m tests.harness.bench_gapless
 
 # Instructions per `next` in-process under valgrind's callgrind: a figure the machine's noise cannot move.
 bench-ir: install
