@@ -7,9 +7,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import IncrementificUserAdmin
-from counters import history, services, store
+from counters import gapless, history, services, store
 from counters.history import Actor
-from counters.models import Counter, CounterChange
+from counters.models import Counter, CounterChange, IssuedValue
 from counters.selectors import counter_history, counter_periods
 from counters.serializers import CounterSetSerializer
 
@@ -93,9 +93,9 @@ class SetValueForm(forms.Form):
 
 @admin.register(Counter)
 class CounterAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner_link", "value", "reset", "reserved_through", "created_at"]
+    list_display = ["name", "owner_link", "value", "reset", "gapless", "reserved_through", "created_at"]
     list_select_related = ["owner"]
-    list_filter = [OwnerFilter, "reset", "created_at"]
+    list_filter = [OwnerFilter, "reset", "gapless", "created_at"]
     search_fields = ["name", "owner__username"]
     ordering = ["owner__username", "name"]
     readonly_fields = [
@@ -105,8 +105,10 @@ class CounterAdmin(admin.ModelAdmin):
         "reset",
         "timezone",
         "format",
+        "gapless",
         "reserved_through",
         "periods",
+        "log",
         "created_at",
         "history",
     ]
@@ -157,6 +159,19 @@ class CounterAdmin(admin.ModelAdmin):
             table or format_html("<tr><td colspan=3>none yet: a period appears with its first number</td></tr>"),
         )
 
+    @admin.display(description="log")
+    def log(self, obj: Counter):
+        if not obj.gapless:
+            return "none: a fast counter records no number"
+        url = (
+            reverse("admin:counters_issuedvalue_changelist")
+            + "?"
+            + QueryDict.fromkeys(["counter__id__exact"], obj.pk).urlencode()
+        )
+        issued = obj.issued.filter(status=IssuedValue.Status.ISSUED).count()
+        voided = obj.issued.filter(status=IssuedValue.Status.VOIDED).count()
+        return format_html('<a href="{}">{} issued, {} voided</a>', url, issued, voided)
+
     @admin.display(description="last changes")
     def history(self, obj: Counter):
         try:
@@ -194,12 +209,23 @@ class CounterAdmin(admin.ModelAdmin):
         # Counters are created through the API, which also writes their Redis state.
         return False
 
+    # The admin may delete a gapless counter that handed out numbers, and its log with it (the API
+    # refuses: gapless.LogKept); Django's confirmation page lists the log entries that go.
     def delete_queryset(self, request, queryset):
         for counter in queryset:
-            services.counter_delete(owner_id=counter.owner_id, name=counter.name, actor=Actor.of(request, "admin"))
+            services.counter_delete(
+                owner_id=counter.owner_id, name=counter.name, actor=Actor.of(request, "admin"), keep_log=False
+            )
+
+    def get_deleted_objects(self, objs, request):
+        # A log entry cannot be deleted on its own (IssuedValueAdmin), but goes with its counter:
+        # the confirmation page lists the entries, and asks for no permission on them.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(IssuedValue._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
-        services.counter_delete(owner_id=obj.owner_id, name=obj.name, actor=Actor.of(request, "admin"))
+        services.counter_delete(owner_id=obj.owner_id, name=obj.name, actor=Actor.of(request, "admin"), keep_log=False)
 
     def _set(self, request, queryset, value: int, kind: str = CounterChange.Kind.SET) -> None:
         actor = Actor.of(request, "admin")
@@ -208,6 +234,14 @@ class CounterAdmin(admin.ModelAdmin):
                 services.counter_set(owner_id=counter.owner_id, name=counter.name, value=value, actor=actor, kind=kind)
         except store.CounterStoreUnavailable:
             self.message_user(request, "Counter storage is unavailable; nothing more was set.", messages.ERROR)
+            return
+        except (gapless.BelowIssued, gapless.GapTooLarge) as exc:
+            problem = "it handed out numbers above it" if isinstance(exc, gapless.BelowIssued) else "too far at once"
+            self.message_user(
+                request,
+                f"{counter.name} is gapless and cannot be set to {value}: {problem}; nothing more was set.",
+                messages.ERROR,
+            )
             return
         self.message_user(request, f"Set {queryset.count()} counter(s) to {value}.", messages.SUCCESS)
 
@@ -264,6 +298,43 @@ class CounterChangeAdmin(admin.ModelAdmin):
         except store.CounterStoreUnavailable:
             self.message_user(request, "Redis is unavailable: the latest sets may be missing.", messages.WARNING)
         return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IssuedValue)
+class IssuedValueAdmin(admin.ModelAdmin):
+    """Every number gapless counters handed out: read-only, as a record should be. A number is
+    voided through the API or the web app, by its owner, with a reason."""
+
+    list_display = [
+        "formatted",
+        "counter",
+        "owner",
+        "period",
+        "value",
+        "status",
+        "issued_at",
+        "issued_by",
+        "surface",
+        "void_reason",
+    ]
+    list_select_related = ["counter__owner", "issued_by"]
+    list_filter = ["status", "period", "surface", "issued_at"]
+    search_fields = ["counter__name", "counter__owner__username", "formatted", "request_id", "void_reason"]
+    date_hierarchy = "issued_at"
+    exclude = ["idempotency_key", "fingerprint"]
+
+    @admin.display(description="owner", ordering="counter__owner__username")
+    def owner(self, entry: IssuedValue) -> str:
+        return entry.counter.owner.username
 
     def has_add_permission(self, request):
         return False

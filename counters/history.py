@@ -54,6 +54,12 @@ class Actor:
             return cls(surface)
         return cls(surface, user.pk)
 
+    @classmethod
+    def later(cls, request, surface: str):
+        """:meth:`of`, made only when asked (a gapless counter's next records it; a fast one's
+        does not, and its hot path does not pay for it)."""
+        return lambda: cls.of(request, surface)
+
     def encode(self, name: str, kind: str) -> str:
         """What a set's script appends to the stream: one string, split by :func:`_decode`."""
         at = int(time.time() * 1000)
@@ -98,6 +104,16 @@ def record(
 def _request_id() -> str:
     rid = request_id.get()
     return "" if rid == "-" else rid  # "-": not serving a request (a command, a test's client)
+
+
+def request_id_now() -> str:
+    """The request's X-Request-ID ('' outside a request), for a row written in its transaction."""
+    return _request_id()
+
+
+def key_name(hashed: str) -> str:
+    """An API key's name by its hash ('' for none, or a key deleted since)."""
+    return _key_names([hashed]).get(hashed, "") if hashed else ""
 
 
 def _key_names(hashed: list[str]) -> dict[str, str]:

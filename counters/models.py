@@ -27,6 +27,10 @@ class Counter(models.Model):
 
     A series (counters/series.py: `reset`, `timezone`, `format`) keeps one sequence per period,
     each with its own reservation (CounterPeriod); its `reserved_through` stays 0.
+
+    A gapless counter (counters/gapless.py) is the exception: its value lives here, not in Redis.
+    Its `reserved_through` (a series': each CounterPeriod's) is exactly the last number handed
+    out, raised in the transaction that records that number (IssuedValue).
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="counters")
@@ -55,6 +59,10 @@ class Counter(models.Model):
         validators=[validate_format],
         help_text="How the value prints: {value}, {value:05}, {year}, {yy}, {month}, {day}.",
     )
+    gapless = models.BooleanField(
+        default=False,
+        help_text="Every number recorded as it is handed out, none skipped (fixed once created).",
+    )
 
     class Meta:
         ordering = ["owner_id", "name"]
@@ -72,7 +80,7 @@ class Counter(models.Model):
     @property
     def series(self) -> Series:
         """The settings ('' in the table for none, None in the API and in Series)."""
-        return Series.of(self.reset or None, self.timezone, self.format or None)
+        return Series.of(self.reset or None, self.timezone, self.format or None, self.gapless)
 
 
 class CounterPeriod(models.Model):
@@ -153,3 +161,57 @@ class CounterChange(models.Model):
         if self.kind == self.Kind.FORMAT:
             return f"{self.counter}: format {self.old_format} -> {self.new_format}"
         return f"{self.counter}: {self.kind} {self.old_value} -> {self.new_value}"
+
+
+class IssuedValue(models.Model):
+    """One number of a gapless counter (counters/gapless.py), written in the transaction that
+    hands it out: a number exists in the log exactly when it was handed out. A number that
+    could not be used is voided with a reason, never deleted; a set that moves the counter up
+    records the numbers it passes over as voided ("set")."""
+
+    class Status(models.TextChoices):
+        ISSUED = "issued"
+        VOIDED = "voided"
+
+    counter = models.ForeignKey(Counter, on_delete=models.CASCADE, related_name="issued")
+    period = models.CharField(max_length=10, blank=True, help_text="The period of a series ('' without a reset).")
+    value = models.BigIntegerField()
+    formatted = models.TextField(help_text="The number as the counter's format printed it when it was handed out.")
+    day = models.DateField(help_text="The document's date it was taken for (today, unless the request said).")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ISSUED)
+    issued_at = models.DateTimeField(db_index=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    api_key_name = models.CharField(max_length=100, blank=True, verbose_name="API key name")
+    api_key_prefix = models.CharField(max_length=32, blank=True, verbose_name="API key prefix")
+    surface = models.CharField(max_length=8, choices=CounterChange.Surface.choices)
+    request_id = models.CharField(max_length=200, blank=True, verbose_name="request id")
+    metadata = models.JSONField(null=True, blank=True, help_text="What the request said of the number (2 KiB).")
+    # The request's Idempotency-Key (its SHA-256, never the key) and what it asked for, on the last
+    # number a request took: its retry gets the same answer, whatever Redis forgot.
+    idempotency_key = models.CharField(max_length=64, blank=True, editable=False)
+    fingerprint = models.TextField(blank=True, editable=False)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    voided_by_key_name = models.CharField(max_length=100, blank=True, verbose_name="voided with API key")
+    voided_by_key_prefix = models.CharField(max_length=32, blank=True, verbose_name="voided with API key prefix")
+    void_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["counter_id", "-id"]
+        indexes = [models.Index(fields=["counter", "-id"], name="issued_counter_newest")]
+        constraints = [
+            models.UniqueConstraint(fields=["counter", "period", "value"], name="issued_once_per_period"),
+            models.UniqueConstraint(
+                fields=["counter", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="issued_once_per_idempotency_key",
+            ),
+            models.CheckConstraint(condition=models.Q(value__gte=1), name="issued_value_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.formatted

@@ -1,3 +1,4 @@
+import json
 import re
 from functools import lru_cache
 
@@ -7,8 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
-from counters import series
-from counters.models import MAX_VALUE, CounterChange
+from counters import gapless, series
+from counters.models import MAX_VALUE, CounterChange, IssuedValue
 from counters.series import FORMAT_MAX_LENGTH, RESETS
 from counters.store import State
 from incrementific.names import CounterNameField
@@ -148,16 +149,62 @@ def format_field(**kwargs):
     return FormatField(**kwargs)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false (a form's checkbox: "true", "on" or "false"); DRF's BooleanField
+    would take 1, "yes" and "t" too."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and isinstance(self.root.initial_data, QueryDict):
+            if data in ("true", "on"):
+                return True
+            if data in ("false", ""):
+                return False
+        self.fail("invalid", input=data)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "A JSON object of at most 2 KiB, kept with the number (a gapless counter only).",
+        "example": {"invoice": "A-1043"},
+    }
+)
+class MetadataField(serializers.Field):
+    """What a request says of the number it takes (a gapless counter's log keeps it)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and isinstance(self.root.initial_data, QueryDict):
+            try:  # a form's field holds the object as JSON text
+                data = json.loads(data)
+            except ValueError:
+                pass  # refused below, as any other value that is not an object
+        problem = gapless.metadata_errors(data)
+        if problem is not None:
+            raise serializers.ValidationError(problem, code=gapless.METADATA_INVALID)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class CounterCreateSerializer(serializers.Serializer):
     name = CounterNameField()
     value = StrictIntegerField(min_value=0, required=False, default=0)
     reset = reset_field(required=False, default=None)
     timezone = timezone_field(required=False, default=series.DEFAULT_TIMEZONE)
     format = format_field(required=False, default=None)
+    gapless = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Every number recorded as it is handed out, none skipped, whatever fails (fixed once created).",
+    )
 
     def series(self) -> series.Series:
         data = self.validated_data
-        return series.Series.of(data["reset"], data["timezone"], data["format"])
+        return series.Series.of(data["reset"], data["timezone"], data["format"], data["gapless"])
 
 
 _MISSING = object()
@@ -174,7 +221,7 @@ class WholeNumberBody(serializers.Serializer):
 
     @classmethod
     def validated(cls, data) -> dict:
-        if type(data) is dict and "date" not in data:
+        if type(data) is dict and "date" not in data and "metadata" not in data:
             field = cls._declared_fields[cls.NUMBER]
             value = data.get(cls.NUMBER, _MISSING)
             if type(value) is int and field.min_value <= value <= field.max_value:
@@ -200,6 +247,7 @@ class CounterNextSerializer(WholeNumberBody):
     NUMBER = "step"
     step = StrictIntegerField(min_value=1, required=False, default=1)
     date = DocumentDateField(required=False, help_text=DATE_HELP)
+    metadata = MetadataField(required=False)
 
 
 class CounterPatchSerializer(serializers.Serializer):
@@ -232,6 +280,7 @@ class CounterSerializer(serializers.Serializer):
     reset = serializers.ChoiceField(choices=RESETS, allow_null=True)
     timezone = serializers.CharField()
     format = serializers.CharField(allow_null=True)
+    gapless = serializers.BooleanField(help_text="Every number recorded as it is handed out (counters' log: values).")
     created_at = serializers.DateTimeField()
     url = serializers.URLField()
 
@@ -273,6 +322,7 @@ def counter_data(base: str, name: str, state: State) -> dict:
             "reset": None,
             "timezone": "UTC",
             "format": None,
+            "gapless": False,
             "created_at": state.created,
             "url": base + name,
         }
@@ -284,6 +334,7 @@ def counter_data(base: str, name: str, state: State) -> dict:
         "reset": settings.reset,
         "timezone": settings.timezone,
         "format": settings.format,
+        "gapless": settings.gapless,
         "created_at": state.created,
         "url": base + name,
     }
@@ -335,3 +386,60 @@ class CounterChangeSerializer(serializers.ModelSerializer):
     def get_by(self, change: CounterChange) -> dict:
         key = {"name": change.api_key_name, "prefix": change.api_key_prefix} if change.api_key_prefix else None
         return {"user": change.actor.username if change.actor else None, "api_key": key}
+
+
+def _actor(user, key_name: str, key_prefix: str) -> dict:
+    key = {"name": key_name, "prefix": key_prefix} if key_prefix else None
+    return {"user": user.username if user else None, "api_key": key}
+
+
+class IssuedValueSerializer(serializers.ModelSerializer):
+    """One number of a gapless counter's log (counters/gapless.py)."""
+
+    period = serializers.SerializerMethodField()
+    issued_by = serializers.SerializerMethodField()
+    voided_by = serializers.SerializerMethodField()
+    metadata = serializers.JSONField(allow_null=True, help_text="What the request that took it said of it.")
+    void_reason = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IssuedValue
+        fields = [
+            "value",
+            "period",
+            "formatted",
+            "status",
+            "issued_at",
+            "issued_by",
+            "surface",
+            "request_id",
+            "metadata",
+            "voided_at",
+            "voided_by",
+            "void_reason",
+        ]
+
+    def get_period(self, entry: IssuedValue) -> str | None:
+        """The period of a series (null without a reset)."""
+        return entry.period or None
+
+    @extend_schema_field(ChangeActorSerializer)
+    def get_issued_by(self, entry: IssuedValue) -> dict:
+        return _actor(entry.issued_by, entry.api_key_name, entry.api_key_prefix)
+
+    @extend_schema_field(ChangeActorSerializer(allow_null=True))
+    def get_voided_by(self, entry: IssuedValue) -> dict | None:
+        if entry.status != IssuedValue.Status.VOIDED:
+            return None
+        return _actor(entry.voided_by, entry.voided_by_key_name, entry.voided_by_key_prefix)
+
+    def get_void_reason(self, entry: IssuedValue) -> str | None:
+        """Why it was voided (null while it is issued); "set" for a number a set passed over."""
+        return entry.void_reason if entry.status == IssuedValue.Status.VOIDED else None
+
+
+class VoidSerializer(serializers.Serializer):
+    reason = StrictCharField(
+        min_length=1, max_length=gapless.REASON_MAX_LENGTH, help_text="Why the number could not be used."
+    )
+    date = DocumentDateField(required=False, help_text="A series': a date in the number's period (default today).")

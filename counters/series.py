@@ -156,26 +156,40 @@ class Series:
     reset: str | None = None
     timezone: str = DEFAULT_TIMEZONE
     format: str | None = None
+    # Every number recorded in SQL as it is handed out (counters/gapless.py), not taken in Redis.
+    gapless: bool = False
 
     @classmethod
-    def of(cls, reset: str | None = None, timezone: str = DEFAULT_TIMEZONE, format: str | None = None) -> "Series":
+    def of(
+        cls,
+        reset: str | None = None,
+        timezone: str = DEFAULT_TIMEZONE,
+        format: str | None = None,
+        gapless: bool = False,
+    ) -> "Series":
         """The settings, as :data:`PLAIN` itself for the defaults (the calls test ``is PLAIN``)."""
-        if reset is None and timezone == DEFAULT_TIMEZONE and format is None:
+        if reset is None and timezone == DEFAULT_TIMEZONE and format is None and not gapless:
             return PLAIN
-        return cls(reset, timezone, format)
+        return cls(reset, timezone, format, gapless)
 
     def encoded(self) -> str:
-        """The settings as the counter's Redis hash keeps them (``s``); '' for the defaults."""
-        if self.reset is None and self.timezone == DEFAULT_TIMEZONE and self.format is None:
+        """The settings as the counter's Redis hash keeps them (``s``); '' for the defaults. A
+        gapless counter's start with ``gapless|`` (a reset is never that), so that a process
+        that takes it to be a fast counter learns otherwise from the counter's script."""
+        if self is PLAIN or self == PLAIN:
             return ""
-        return f"{self.reset or ''}|{self.timezone}|{self.format or ''}"  # a format is never ''
+        text = f"{self.reset or ''}|{self.timezone}|{self.format or ''}"  # a format is never ''
+        return _GAPLESS + text if self.gapless else text
 
     @classmethod
     def decode(cls, text: str) -> "Series":
         if not text:
             return PLAIN
+        gapless = text.startswith(_GAPLESS)
+        if gapless:
+            text = text[len(_GAPLESS) :]
         reset, tz, template = text.split("|", 2)  # a format may hold '|'; the others do not
-        return cls.of(reset or None, tz, template or None)
+        return cls.of(reset or None, tz, template or None, gapless)
 
     def today(self) -> date:
         return datetime.now(zone(self.timezone)).date()
@@ -219,6 +233,7 @@ class Series:
 
 
 PLAIN = Series()
+_GAPLESS = "gapless|"
 
 
 class Known:

@@ -24,6 +24,9 @@ its own ``reserved_through`` (a CounterPeriod row, written by the period's first
 Which period a call is in follows from the counter's settings and the document's date; a
 process learns the settings from the counter's own script (series.known), so the steady call
 of a series is one round trip too.
+
+A gapless counter (counters/gapless.py) is the one exception: its value lives in SQL, and
+every call on it goes there (:func:`_routed`).
 """
 
 import logging
@@ -37,7 +40,7 @@ from rest_framework.fields import DateTimeField
 
 from accounts.caller import Caller
 from accounts.store import ApiKeyOutOfScope, ApiKeyUnknown, RevocationUnknown, TokenRev
-from counters import history, store
+from counters import gapless, history, store
 from counters.history import Actor
 from counters.models import MAX_VALUE, Counter, CounterChange, CounterPeriod
 from counters.series import PLAIN, Series, known, zone
@@ -98,18 +101,23 @@ def _restore(*, owner_id: int, name: str) -> None:
         restored, primary = store.restore(
             owner_id,
             name,
-            value=row.reserved_through,
+            # A gapless counter's hash holds no value (its settings send every call to SQL).
+            value=0 if row.gapless else row.reserved_through,
             created=rendered(row.created_at),
             primary=row.primary,
             settings=row.series.encoded(),
-            periods=list(row.periods.values_list("period", "reserved_through")) if row.reset else [],
+            periods=list(row.periods.values_list("period", "reserved_through"))
+            if row.reset and not row.gapless
+            else [],
         )
         known.learn(owner_id, name, row.series)
         before = row.primary
         if before != primary:
             row.primary = primary
             row.save(update_fields=["primary"])
-    if restored:
+    if restored and row.gapless:  # its hash holds its settings only: nothing was skipped
+        logger.info("gapless counter's settings put back in Redis: owner=%s name=%s", owner_id, name)
+    elif restored:
         metrics.restore("takeover" if before != primary else "forgotten")
         logger.warning(
             "counter restored: owner=%s name=%s; %s, it resumes above reserved_through=%s, "
@@ -162,10 +170,15 @@ def _with_state(
         raise_to = None
         counted = True
         for _ in range(_ATTEMPTS):
+            series = known.get(owner_id, name)
+            if series.gapless:  # learnt from a restore: its value is SQL's
+                raise gapless.IsGapless()
             try:
-                state = op(raise_to, counted, known.get(owner_id, name))
+                state = op(raise_to, counted, series)
             except store.SettingsDiffer as exc:
                 known.learn(owner_id, name, exc.series)
+                if exc.series.gapless:
+                    raise gapless.IsGapless() from None
                 raise_to, counted = None, False  # a reservation is a period's: this may be another
                 continue
             except store.StateMissing:
@@ -201,6 +214,28 @@ def _with_state(
             except store.CounterStoreUnavailable:
                 pass  # Redis is down: the hold expires by itself, in 30 s
         raise
+
+
+def _routed(owner_id: int, name: str, fast: Callable[[], store.State], slow: Callable[[], store.State]) -> store.State:
+    """Run a call on a fast counter in Redis (``fast``), on a gapless one in SQL (``slow``). A
+    process that knows the counter is gapless goes to SQL first; one that takes it for a fast
+    counter learns otherwise from its Redis hash, or, when Redis cannot answer, from SQL: a
+    gapless counter never needs Redis. ``owner_id`` here only routes: each path checks the caller."""
+    if known.get(owner_id, name).gapless:
+        try:
+            return slow()
+        except gapless.NotGapless:  # deleted and made again as a fast counter since
+            known.learn(owner_id, name, PLAIN)
+    try:
+        return fast()
+    except gapless.IsGapless:
+        return slow()
+    except store.CounterStoreUnavailable:
+        series = gapless.gapless_series(owner_id, name)
+        if series is None:
+            raise
+        known.learn(owner_id, name, series)
+        return slow()
 
 
 def _dated(given: date | None) -> Callable[[Series], date | None]:
@@ -254,20 +289,26 @@ def counter_create(
                     reset=series.reset or "",
                     timezone=series.timezone,
                     format=series.format or "",
+                    gapless=series.gapless,
                 )
         except IntegrityError:
             raise CounterAlreadyExists() from None
-        if period and value:  # a series starts its current period at the value (moving from another system)
+        if series.gapless:  # its value is in SQL, exactly (numbers up to it were another system's)
+            row.reserved_through = 0 if period else value
+            row.save(update_fields=["reserved_through"])
+            if period and value:
+                CounterPeriod.objects.create(counter=row, period=period, reserved_through=value)
+        elif period and value:  # a series starts its current period at the value (moving from another system)
             CounterPeriod.objects.create(counter=row, period=period, reserved_through=reserved)
         created = rendered(row.created_at)
         primary = store.create(
             owner_id,
             name,
-            value=value if period is None or value else 0,
-            limit=reserved if period is None or value else 0,
+            value=0 if series.gapless else value if period is None or value else 0,
+            limit=0 if series.gapless else reserved if period is None or value else 0,
             created=created,
             settings=series.encoded(),
-            period=period if value else None,
+            period=period if value and not series.gapless else None,
         )
         if primary:  # the reservation is this primary's (only where the store is fenced)
             row.primary = primary
@@ -303,11 +344,37 @@ def counter_next(
     caller: Caller | None = None,
     idempotent: idempotency.Idempotent | None = None,
     day: date | None = None,
+    metadata: dict | None = None,
+    actor: Actor = history.SYSTEM,
 ) -> store.State:
     """Add ``step`` and return the new state. Never returns a value twice (see module doc).
-    ``day``: the document's date, which picks a series' period (default: today, in its zone)."""
+    ``day``: the document's date, which picks a series' period (default: today, in its zone).
+    A gapless counter records each number, with ``metadata`` (only a gapless counter takes it:
+    gapless.NotGapless otherwise, nothing changed)."""
+
+    def slow():
+        return gapless.next_numbers(
+            owner_id=owner_id,
+            name=name,
+            step=step,
+            caller=caller,
+            idempotent=idempotent,
+            day=day,
+            metadata=metadata,
+            actor=actor,
+        )
+
+    if metadata is not None:
+        state = slow()
+    else:
+        state = _routed(owner_id, name, lambda: _next_fast(owner_id, name, step, caller, idempotent, day), slow)
+    _count("next", state, values=step)
+    return state
+
+
+def _next_fast(owner_id, name, step, caller, idempotent, day) -> store.State:
     dated = _dated(day)
-    state = _with_state(
+    return _with_state(
         owner_id=owner_id,
         name=name,
         action="next",
@@ -325,8 +392,6 @@ def counter_next(
             day=dated(series),
         ),
     )
-    _count("next", state, values=step)
-    return state
 
 
 def _count(kind: str, state: store.State, values: int = 0) -> None:
@@ -349,30 +414,41 @@ def counter_set(
 ) -> store.State:
     """Set the value (a series: of ``day``'s period). SQL-free when ``value`` is within the
     reservation, else one block more. The change goes to the history with its old value (and
-    period), in the set's own Redis step (``kind``: set, or the admin's reset)."""
-    change = actor.encode(name, kind)
-    dated = _dated(day)
-    state = _with_state(
-        owner_id=owner_id,
-        name=name,
-        action="set",
-        caller=caller,
-        idempotent=idempotent,
-        op=lambda raise_to, counted, series: store.set_value(
-            owner_id,
-            name,
-            value,
-            raise_to=raise_to,
-            counted=counted,
+    period), in the set's own Redis step (``kind``: set, or the admin's reset). A gapless counter
+    only moves up, recording the numbers it passes over as voided (counters/gapless.py)."""
+
+    def fast():
+        change = actor.encode(name, kind)
+        dated = _dated(day)
+        state = _with_state(
+            owner_id=owner_id,
+            name=name,
+            action="set",
             caller=caller,
             idempotent=idempotent,
-            change=change,
-            series=series,
-            day=dated(series),
-        ),
-    )
-    if not state.replayed:
-        history.mover.set_by(owner_id)
+            op=lambda raise_to, counted, series: store.set_value(
+                owner_id,
+                name,
+                value,
+                raise_to=raise_to,
+                counted=counted,
+                caller=caller,
+                idempotent=idempotent,
+                change=change,
+                series=series,
+                day=dated(series),
+            ),
+        )
+        if not state.replayed:
+            history.mover.set_by(owner_id)
+        return state
+
+    def slow():
+        return gapless.set_value(
+            owner_id=owner_id, name=name, value=value, caller=caller, day=day, actor=actor, kind=kind
+        )
+
+    state = _routed(owner_id, name, fast, slow)
     _count("set", state)
     return state
 
@@ -381,16 +457,20 @@ def counter_get(
     *, owner_id: int, name: str, counted: bool = True, caller: Caller | None = None, day: date | None = None
 ) -> store.State:
     """The counter's state (a series: ``day``'s period's; a period nobody took a number in is 0)."""
-    dated = _dated(day)
-    state = _with_state(
-        owner_id=owner_id,
-        name=name,
-        action="read",
-        caller=caller,
-        op=lambda _, first, series: store.get(
-            owner_id, name, counted=counted and first, caller=caller, series=series, day=dated(series)
-        ),
-    )
+
+    def fast():
+        dated = _dated(day)
+        return _with_state(
+            owner_id=owner_id,
+            name=name,
+            action="read",
+            caller=caller,
+            op=lambda _, first, series: store.get(
+                owner_id, name, counted=counted and first, caller=caller, series=series, day=dated(series)
+            ),
+        )
+
+    state = _routed(owner_id, name, fast, lambda: gapless.current(owner_id=owner_id, name=name, caller=caller, day=day))
     metrics.operation("read")
     return state
 
@@ -417,7 +497,9 @@ def counter_states(
     answers = []
     for row, state in zip(rows, states, strict=True):
         series = row.series
-        if state is None:
+        if row.gapless:  # its value is in SQL (its Redis hash holds none)
+            state = gapless.current(owner_id=row.owner_id, name=row.name, day=dated(series))
+        elif state is None:
             state = counter_get(owner_id=row.owner_id, name=row.name, counted=False, day=dated(series))
         answers.append(state._replace(series=series, day=dated(series)))
     return answers
@@ -425,7 +507,7 @@ def counter_states(
 
 def counter_settings(*, owner_id: int, name: str) -> Series:
     """The counter's settings, from SQL (what a set that names them is checked against)."""
-    row = Counter.objects.filter(owner_id=owner_id, name=name).only("reset", "timezone", "format").first()
+    row = Counter.objects.filter(owner_id=owner_id, name=name).only("reset", "timezone", "format", "gapless").first()
     if row is None:
         raise CounterNotFound()
     return row.series
@@ -460,6 +542,9 @@ def counter_change_format(
 
 def counter_periods(*, owner_id: int, name: str, periods: list[str]) -> list[int]:
     """The values of some of a series' periods (0 for one nobody took a number in)."""
+    row = Counter.objects.filter(owner_id=owner_id, name=name, gapless=True).first()
+    if row is not None:
+        return gapless.values_of_periods(row, periods)
     for _ in range(_ATTEMPTS):
         try:
             return store.periods(owner_id, name, periods)
@@ -468,14 +553,23 @@ def counter_periods(*, owner_id: int, name: str, periods: list[str]) -> list[int
     raise store.CounterStoreUnavailable(f"no stable state for counter {owner_id}/{name}")
 
 
-def counter_delete(*, owner_id: int, name: str, actor: Actor = history.SYSTEM) -> None:
+def counter_delete(*, owner_id: int, name: str, actor: Actor = history.SYSTEM, keep_log: bool = True) -> None:
     """Delete a counter; its Redis state goes in the same transaction (counters/signals.py), and
-    so does the history's row, with the last value Redis held (None if it held none)."""
+    so does the history's row, with the last value Redis held (None if it held none). A gapless
+    counter that handed out numbers is refused (gapless.LogKept), unless ``keep_log`` is False
+    (the admin): its log goes with it."""
     series = counter_settings(owner_id=owner_id, name=name)
     day = _dated(None)(series)
     period = None if day is None else series.period(day)
-    [last] = store.get_many([(owner_id, name, period)])
+    if series.gapless:
+        last = gapless.current(owner_id=owner_id, name=name, day=day)
+    else:
+        [last] = store.get_many([(owner_id, name, period)])
     with transaction.atomic():
+        if series.gapless and keep_log:
+            row = _locked_row(owner_id=owner_id, name=name)
+            if gapless.has_log(row.pk):
+                raise gapless.LogKept()
         deleted, _ = Counter.objects.filter(owner_id=owner_id, name=name).delete()
         if deleted:
             old = None if last is None else last.value

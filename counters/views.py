@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from counters import history, series, services
+from counters import gapless, history, series, services
 from counters.history import Actor
 from counters.selectors import counter_history, counter_list, counter_periods
 from counters.serializers import (
@@ -20,6 +20,8 @@ from counters.serializers import (
     CounterSerializer,
     CounterSetSerializer,
     CounterSettingsSerializer,
+    IssuedValueSerializer,
+    VoidSerializer,
     counter_data,
     counters_url,
 )
@@ -38,6 +40,21 @@ DATE = OpenApiParameter(
     OpenApiParameter.QUERY,
     description=DATE_HELP + " A period nobody took a number in reads 0.",
 )
+STATUS = OpenApiParameter(
+    "status", str, OpenApiParameter.QUERY, enum=["issued", "voided"], description="Only the numbers of this status."
+)
+LOG_DATE = OpenApiParameter(
+    "date", OpenApiTypes.DATE, OpenApiParameter.QUERY, description="Only the numbers of this date's period (a series')."
+)
+VALUE = OpenApiParameter("value", int, OpenApiParameter.PATH, pattern="^[0-9]{1,19}$", description="The number.")
+NUMBER_DATE = OpenApiParameter(
+    "date",
+    OpenApiTypes.DATE,
+    OpenApiParameter.QUERY,
+    description="A series': a date in the number's period (default: today in the counter's time zone).",
+)
+GAPLESS_ONLY = "Only a gapless counter keeps a log (any other: a 409 `not_gapless`). Works with Redis down."
+
 # The settings a PUT or PATCH may name: `format` is changed alone with PATCH; `reset` and
 # `timezone` are fixed once created (changing them could hand out a number twice).
 SETTINGS = frozenset(["format", "reset", "timezone"])
@@ -134,9 +151,33 @@ PATCH_SCHEMA = extend_schema(
         parameters=[NAME],
         responses=responses({200: CounterPeriodSerializer(many=True)}, 400, 401, 403, 404, 429, 503),
     ),
+    values=extend_schema(
+        summary="A gapless counter's log",
+        description="Every number the counter handed out, newest first, 50 a page: issued, or voided with a "
+        f"reason. {GAPLESS_ONLY}",
+        parameters=[NAME, LOG_DATE, STATUS],
+        responses=responses({200: IssuedValueSerializer(many=True)}, 400, 401, 403, 404, 409, 429, 503),
+    ),
+    value=extend_schema(
+        summary="One number of a gapless counter",
+        description="Who got the number, when, with what metadata; and if it was voided, by whom and why. "
+        + GAPLESS_ONLY,
+        parameters=[NAME, VALUE, NUMBER_DATE],
+        responses=responses({200: IssuedValueSerializer}, 400, 401, 403, 404, 409, 429, 503),
+    ),
+    void=extend_schema(
+        summary="Void a number",
+        description="The number could not be used: it stays taken (never handed out again) and the log says who "
+        f"voided it, when and why. Voiding it again is a 409 `already_voided`. Needs the `set` scope. {GAPLESS_ONLY}",
+        parameters=[NAME, VALUE],
+        request=VoidSerializer,
+        responses=responses({200: IssuedValueSerializer}, 400, 401, 403, 404, 409, 413, 415, 429, 503),
+    ),
     next=extend_schema(
         summary="Take the next value",
-        description=PLAIN_TEXT,
+        description=PLAIN_TEXT
+        + "\n\nA gapless counter records each number it hands out, with `metadata` if given (a JSON object of at "
+        "most 2 KiB; on any other counter a 400 `not_gapless`), in the transaction that takes it.",
         parameters=[NAME, IDEMPOTENCY_KEY],
         request=CounterNextSerializer,
         responses=json_errors(responses(COUNTER_OR_VALUE, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503)),
@@ -175,6 +216,20 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
             "Periods",
             """Each period of a series (a counter with a `reset`) that has a value, newest first.""",
         ),
+        "Values": (
+            "Log",
+            """Every number a gapless counter handed out, newest first, each issued or voided with a
+            reason. `?date=` picks a series' period, `?status=issued` or `voided` filters.""",
+        ),
+        "Value": (
+            "Number",
+            """One number of a gapless counter: who got it, when, with which metadata.""",
+        ),
+        "Void": (
+            "Void",
+            """POST a `reason` to void the number: it stays taken, and the log says who voided it,
+            when and why.""",
+        ),
     }
 
     lookup_field = "name"
@@ -187,6 +242,7 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         "update": CounterSetSerializer,
         "partial_update": CounterSetSerializer,
         "next": CounterNextSerializer,
+        "void": VoidSerializer,
     }
 
     # `Accept: text/plain` is answered where a counter's value is the answer (a read and next).
@@ -351,16 +407,65 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         # DRF's own test for a body (request.stream is None without one), so a body DRF would
         # read is never ignored here: `{}` is the default step, and `[]` or `null` a 400.
         if request.stream is None:
-            step, day = 1, None
+            step, day, metadata = 1, None, None
         else:
             data = CounterNextSerializer.validated(request.data)
-            step, day = data["step"], data.get("date")
-        idempotent = idempotency.of(request, step=step, **_date_of(day))
+            step, day, metadata = data["step"], data.get("date"), data.get("metadata")
+        extra = _date_of(day)
+        if metadata is not None:
+            extra["metadata"] = metadata
+        idempotent = idempotency.of(request, step=step, **extra)
         caller = request.auth
-        state = services.counter_next(
-            owner_id=caller.owner_for_script(), caller=caller, name=name, step=step, idempotent=idempotent, day=day
-        )
+        try:
+            state = services.counter_next(
+                owner_id=caller.owner_for_script(),
+                caller=caller,
+                name=name,
+                step=step,
+                idempotent=idempotent,
+                day=day,
+                metadata=metadata,
+                actor=Actor.later(request, "api"),
+            )
+        except gapless.NotGapless:
+            raise ValidationError(
+                {"metadata": ["This counter is not gapless: it keeps no record of each number, nor its metadata."]},
+                gapless.NOT_GAPLESS,
+            ) from None
         return idempotency.mark(self._respond(state), state)
+
+    @action(detail=True, methods=["get"], name="Values")
+    def values(self, request, name):
+        """Every number a gapless counter handed out, newest first."""
+        owner = request.auth.owner_in_sql("read", name)
+        status_ = request.query_params.get("status")
+        if status_ is not None and status_ not in ("issued", "voided"):
+            raise ValidationError({"status": ["Must be issued or voided."]})
+        entries = gapless.log(owner_id=owner, name=name, day=_query_date(request), status=status_)
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response(IssuedValueSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["get"], name="Value", url_path=r"values/(?P<value>[0-9]{1,19})")
+    def value(self, request, name, value):
+        """One number of a gapless counter."""
+        owner = request.auth.owner_in_sql("read", name)
+        found = gapless.entry(owner_id=owner, name=name, value=int(value), day=_query_date(request))
+        return Response(IssuedValueSerializer(found).data)
+
+    @action(detail=True, methods=["post"], name="Void", url_path=r"values/(?P<value>[0-9]{1,19})/void")
+    def void(self, request, name, value):
+        """Void a number handed out, with a reason."""
+        owner = request.auth.owner_in_sql("set", name)
+        data = self._valid(VoidSerializer)
+        found = gapless.void(
+            owner_id=owner,
+            name=name,
+            value=int(value),
+            reason=data["reason"],
+            day=data.get("date"),
+            actor=Actor.of(request, "api"),
+        )
+        return Response(IssuedValueSerializer(found).data)
 
     @action(detail=True, methods=["get"], name="Periods")
     def periods(self, request, name):

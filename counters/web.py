@@ -15,11 +15,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from counters import history, series, services, store
+from counters import gapless, history, series, services, store
 from counters.history import Actor
 from counters.models import CounterChange
 from counters.selectors import counter_list
-from counters.serializers import CounterCreateSerializer, CounterSetSerializer
+from counters.serializers import CounterCreateSerializer, CounterSetSerializer, VoidSerializer
 from incrementific import idempotency
 from incrementific.exceptions import describe
 from incrementific.web import page, validated
@@ -39,6 +39,14 @@ def next_url(request, name: str | None = None) -> str:
 
 def _message(exc: Exception) -> str:
     return str(describe(exc).detail)
+
+
+def _error_text(exc: Exception) -> str:
+    """The message of an error the API answers as a 400 with fields, or any other."""
+    detail = describe(exc).detail
+    if isinstance(detail, dict):
+        return " ".join(str(message) for messages_ in detail.values() for message in messages_)
+    return str(detail)
 
 
 def _back_to(request, name: str | None = None) -> str:
@@ -121,11 +129,13 @@ def home(request):
 @login_required
 @require_POST
 def create(request):
-    values = {field: request.POST.get(field, "") for field in ("name", "value", "reset", "timezone", "format")}
+    values = {
+        field: request.POST.get(field, "") for field in ("name", "value", "reset", "timezone", "format", "gapless")
+    }
     data, errors = validated(CounterCreateSerializer, _without_blanks(request.POST))
     if data is None:
         return _dashboard(request, status=400, create={"values": values, "errors": errors})
-    settings = series.Series.of(data["reset"], data["timezone"], data["format"])
+    settings = series.Series.of(data["reset"], data["timezone"], data["format"], data["gapless"])
 
     def change():
         try:
@@ -204,7 +214,11 @@ def _once(request, idempotent, change):
 def take_next(request, name: str):
     idempotent = idempotency.of_form(request, step=1)
     try:
-        state = _patiently(lambda: services.counter_next(owner_id=request.user.id, name=name, idempotent=idempotent))
+        state = _patiently(
+            lambda: services.counter_next(
+                owner_id=request.user.id, name=name, idempotent=idempotent, actor=Actor.of(request, "web")
+            )
+        )
     except services.CounterNotFound:
         return _not_found(request)
     except services.CounterOverflow as exc:
@@ -234,6 +248,9 @@ def set_value(request, name: str):
         )
     except services.CounterNotFound:
         return _not_found(request)
+    except (gapless.BelowIssued, gapless.GapTooLarge) as exc:
+        rejected = {"errors": [_error_text(exc)], "rejected": request.POST.get("value", "")}
+        return _dashboard(request, status=describe(exc).status_code, row_errors={name: rejected})
     period = f" (in {state.period})" if state.period else ""
     messages.success(request, f"Set “{name}” to {state.value}{period}. Its next value is {state.value + 1}.")
     return _back(request, name)
@@ -250,6 +267,8 @@ def delete(request, name: str):
                 services.counter_delete(owner_id=request.user.id, name=name, actor=Actor.of(request, "web"))
             except services.CounterNotFound:
                 return _not_found(request)
+            except gapless.LogKept as exc:
+                return _dashboard(request, status=409, row_errors={name: {"errors": [_message(exc)]}})
             return f"Deleted “{name}”.", _back_to(request)
 
         return _once(request, idempotency.of_form(request), change)
@@ -270,3 +289,50 @@ def delete(request, name: str):
 
 def _not_found(request):
     return render(request, "web/not_found.html", {"what": "counter"}, status=404)
+
+
+@page
+@login_required
+@require_GET
+def log(request, name: str):
+    """A gapless counter's log, newest first, with a void form for each number still issued."""
+    try:
+        entries = gapless.log(owner_id=request.user.id, name=name)
+    except (services.CounterNotFound, gapless.NotGapless):
+        return _not_found(request)
+    return _log_page(request, name, entries)
+
+
+def _log_page(request, name, entries, *, status=200, void_value=None, void_errors=()):
+    current = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "name": name,
+        "entries": current,
+        "page_obj": current,
+        "void_value": void_value,
+        "void_errors": void_errors,
+    }
+    return render(request, "web/counter_log.html", context, status=status)
+
+
+@page
+@login_required
+@require_POST
+def void(request, name: str, value: str):
+    data, errors = validated(VoidSerializer, request.POST)
+    try:
+        if data is None:
+            entries = gapless.log(owner_id=request.user.id, name=name)
+            return _log_page(
+                request, name, entries, status=400, void_value=int(value), void_errors=errors.get("reason", [])
+            )
+        gapless.void(
+            owner_id=request.user.id, name=name, value=int(value), reason=data["reason"], actor=Actor.of(request, "web")
+        )
+    except (services.CounterNotFound, gapless.NotGapless, gapless.NotIssued):
+        return _not_found(request)
+    except gapless.AlreadyVoided:
+        messages.info(request, f"{name}: {value} was voided already.")
+    else:
+        messages.success(request, f"{name}: voided {value}.")
+    return redirect(reverse("web:counter-log", args=[name]) + f"#v-{value}")

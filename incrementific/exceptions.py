@@ -21,7 +21,7 @@ from accounts.authentication import unchecked_caller_first
 from accounts.ratelimit import RateLimited
 from accounts.scopes import ScopeDenied
 from accounts.store import TokenRevoked
-from counters import series, store
+from counters import gapless, series, store
 from counters.services import (
     CounterAlreadyExists,
     CounterLimitReached,
@@ -38,7 +38,16 @@ JSON_API = "application/vnd.api+json"
 # Invalid input whose every error is one of these answers with that code instead of `invalid`,
 # so that a client can tell them apart without reading messages (docs/api.md lists them).
 NAMED_INPUT_CODES = frozenset(
-    [series.INVALID_FORMAT, series.UNKNOWN_TIMEZONE, series.INVALID_RESET, series.INVALID_DATE, series.SETTING_FIXED]
+    [
+        series.INVALID_FORMAT,
+        series.UNKNOWN_TIMEZONE,
+        series.INVALID_RESET,
+        series.INVALID_DATE,
+        series.SETTING_FIXED,
+        gapless.METADATA_INVALID,
+        gapless.NOT_GAPLESS,
+        gapless.GAP_TOO_LARGE,
+    ]
 )
 
 
@@ -113,6 +122,27 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.AuthenticationFailed("User not found.", "user_not_found")
     if isinstance(exc, CounterOverflow):
         return Conflict("The value would pass 9223372036854775807; nothing changed.", "counter_overflow")
+    if isinstance(exc, gapless.NotGapless):  # its log asked of a counter that keeps none
+        return Conflict("This counter is not gapless: it keeps no log of its numbers.", gapless.NOT_GAPLESS)
+    if isinstance(exc, gapless.NotIssued):
+        return exceptions.NotFound("This number was not handed out (in that period).")
+    if isinstance(exc, gapless.AlreadyVoided):
+        return Conflict("This number is voided already.", gapless.ALREADY_VOIDED)
+    if isinstance(exc, gapless.BelowIssued):
+        return Conflict(
+            f"Numbers up to {exc.issued} were handed out: a gapless counter is only set up.", gapless.BELOW_ISSUED
+        )
+    if isinstance(exc, gapless.GapTooLarge):
+        return exceptions.ValidationError(
+            {"value": [f"A set records each number it passes over: at most {gapless.SET_GAP_MAX} at once."]},
+            gapless.GAP_TOO_LARGE,
+        )
+    if isinstance(exc, gapless.LogKept):
+        return Conflict(
+            "This gapless counter handed out numbers: it is not deleted, so that its log is kept "
+            "(an administrator can delete it in the admin).",
+            gapless.LOG_KEPT,
+        )
     if isinstance(exc, idempotency.IdempotencyKeyReused):
         return Unprocessable(
             "This Idempotency-Key was sent before with another request; nothing changed.", "idempotency_key_reused"

@@ -52,6 +52,8 @@ web_urlpatterns = [
     route(rf"counters/(?P<name>{NAME_PATTERN})/next", counter_pages.take_next, "counter-next"),
     route(rf"counters/(?P<name>{NAME_PATTERN})/set", counter_pages.set_value, "counter-set"),
     route(rf"counters/(?P<name>{NAME_PATTERN})/delete", counter_pages.delete, "counter-delete"),
+    route(rf"counters/(?P<name>{NAME_PATTERN})/log", counter_pages.log, "counter-log"),
+    route(rf"counters/(?P<name>{NAME_PATTERN})/log/(?P<value>[0-9]{{1,19}})/void", counter_pages.void, "counter-void"),
 ]
 
 router = Router()

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import user_register
 from accounts.tokens import RefreshToken
-from counters import history
+from counters import gapless, history
 from incrementific.redis import connection
 from incrementific.redis_server import RedisServer
 
@@ -64,6 +64,7 @@ def _clean_redis():
     client = connection.client()
     client.flushall() if CLUSTER else client.flushdb()
     history.mover.owners.clear()  # sets an earlier test made, which that flush took with it
+    gapless.rows.clear()
 
 
 @pytest.fixture

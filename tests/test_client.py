@@ -30,10 +30,11 @@ def call(port: int, path: str, body: dict, token: str | None = None) -> dict:
 class Proxy:
     """Forwards each request to the service and reads its whole answer; then, for the first
     ``drop`` requests whose request line holds ``matching``, hangs up instead of passing it on:
-    the change was made, and the client never hears of it. ``seen``: (request line, status)."""
+    the change was made, and the client never hears of it. ``seen``: (request line, status).
+    ``on_drop``: what else happens before it hangs up (a Redis flush)."""
 
-    def __init__(self, upstream: int, drop: int = 0, matching: str = "/next"):
-        self.upstream, self.drop, self.matching = upstream, drop, matching
+    def __init__(self, upstream: int, drop: int = 0, matching: str = "/next", on_drop=None):
+        self.upstream, self.drop, self.matching, self.on_drop = upstream, drop, matching, on_drop
         self.seen: list[tuple[str, int]] = []
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
@@ -76,6 +77,8 @@ class Proxy:
             self.seen.append((line, int(answer.split(b" ", 2)[1])))
             if self.drop and self.matching in line:
                 self.drop -= 1
+                if self.on_drop is not None:
+                    self.on_drop()
                 return  # the answer is lost: the connection closes without it
             conn.sendall(answer)
 

@@ -18,6 +18,7 @@ def test_it_creates_a_counter_at_zero(alice_client, alice):
         "reset": None,
         "timezone": "UTC",
         "format": None,
+        "gapless": False,
         "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
         "url": "http://testserver/api/counters/invoices",
     }

@@ -164,6 +164,7 @@ def test_a_series_is_created_with_its_settings_and_shows_them(alice_client, alic
         "reset": "yearly",
         "timezone": "Europe/Paris",
         "format": "INV-{year}-{value:05}",
+        "gapless": False,
         "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
         "url": "http://testserver/api/counters/invoices",
     }

@@ -19,8 +19,12 @@
 local SETTINGS = ARGV[14] or ''
 local V, L = 'v', 'l'
 if ARGV[15] and ARGV[15] ~= '' then V, L = 'v:' .. ARGV[15], 'l:' .. ARGV[15] end
+-- A gapless counter's settings begin with 'gapless|': its value is SQL's (counters/gapless.py), and
+-- Redis never takes, sets or reads one for it, whatever settings the caller sent.
 local function unsettled(settings)  -- nil, or {12, the counter's settings}: the caller's are not
-  if (settings or '') ~= SETTINGS then return {12, settings or ''} end
+  if (settings or '') ~= SETTINGS or (settings and string.sub(settings, 1, 8) == 'gapless|') then
+    return {12, settings or ''}
+  end
   return nil
 end
 local function limit_in_force(limit, reserved)  -- installs a newly reserved, higher limit
