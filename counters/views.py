@@ -337,8 +337,8 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
     def partial_update(self, request, name):  # its own function: its schema is not PUT's
         return self.update(request, name)
 
-    def _set(self, request, name, value, day):
-        idempotent = idempotency.of(request, value=value, **_date_of(day))
+    def _set(self, request, name, value, day, idempotent=None):
+        idempotent = idempotent or idempotency.of(request, value=value, **_date_of(day))
         caller = request.auth
         state = services.counter_set(
             owner_id=caller.owner_for_script(),
@@ -352,37 +352,46 @@ class CounterViewSet(Described, RenderNow, viewsets.GenericViewSet):
         return idempotency.mark(self._respond(state), state)
 
     def _update_settings(self, request, name):
-        """A PUT or PATCH that names a setting, or a PATCH without a value. A setting is checked
-        against the counter's (in SQL: a rare request): `reset` and `timezone` may only repeat what
-        they are; a new `format` is the counter's from then on. A `value` then sets the counter
-        as any set does, and a PATCH with nothing to set answers the counter as it is."""
+        """A PUT or PATCH that names a setting, or a PATCH without a value. Everything is checked
+        before anything changes (the Idempotency-Key too). A setting is checked against the
+        counter's (in SQL: a rare request): `reset` and `timezone` may only repeat what they are;
+        a new `format` is the counter's from then on. A `value` then sets the counter as any set
+        does; a PATCH without one is a change of its own, kept under its Idempotency-Key."""
         serializer = CounterSettingsSerializer(data=request.data, partial=True)  # a form's missing field: absent
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        state = None
-        if not SETTINGS.isdisjoint(data):
-            owner = request.auth.owner("set", name, revocation=True)
-            current = services.counter_settings(owner_id=owner, name=name)
-            errors = {
-                setting: [f"The {setting} is fixed once the counter is created (it is {getattr(current, setting)!r})."]
-                for setting in ("reset", "timezone")
-                if setting in data and data[setting] != getattr(current, setting)
-            }
-            if errors:
-                raise ValidationError(errors, code=series.SETTING_FIXED)
-            if "format" in data and data["format"] != current.format:
-                state = services.counter_change_format(
-                    owner_id=owner,
-                    name=name,
-                    format=data["format"],
-                    actor=Actor.of(request, "api"),
-                    day=data.get("date"),
-                )
-        if "value" in data:
-            return self._set(request, name, data["value"], data.get("date"))
-        if request.method == "PUT":
-            raise ValidationError({"value": ["This field is required."]}, code="required")
-        return self._respond(state or self._state(data.get("date")))
+        if "value" not in data:
+            if request.method == "PUT":
+                raise ValidationError({"value": ["This field is required."]}, code="required")
+            return self._change_settings(request, name, data=data)
+        idempotent = idempotency.of(request, value=data["value"], **_date_of(data.get("date")))
+        self._settings_changed(request, name, data)
+        return self._set(request, name, data["value"], data.get("date"), idempotent)
+
+    @idempotency.idempotent_change
+    def _change_settings(self, request, name, data):
+        """A PATCH without a value: the format changed, or the counter as it is."""
+        return self._respond(self._settings_changed(request, name, data) or self._state(data.get("date")))
+
+    def _settings_changed(self, request, name, data):
+        """Refuses a change of `reset` or `timezone`; changes the format. The counter's state
+        after a new format, else None."""
+        if SETTINGS.isdisjoint(data):
+            return None
+        owner = request.auth.owner("set", name, revocation=True)
+        current = services.counter_settings(owner_id=owner, name=name)
+        errors = {
+            setting: [f"The {setting} is fixed once the counter is created (it is {getattr(current, setting)!r})."]
+            for setting in ("reset", "timezone")
+            if setting in data and data[setting] != getattr(current, setting)
+        }
+        if errors:
+            raise ValidationError(errors, code=series.SETTING_FIXED)
+        if "format" not in data or data["format"] == current.format:
+            return None
+        return services.counter_change_format(
+            owner_id=owner, name=name, format=data["format"], actor=Actor.of(request, "api"), day=data.get("date")
+        )
 
     @idempotency.idempotent_change
     def destroy(self, request, name):

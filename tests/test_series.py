@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from counters import series, services
 from counters.models import Counter, CounterChange, CounterPeriod
 from counters.series import PLAIN, Series, compile_format, known
+from incrementific import idempotency
 from incrementific.redis import connection as redis_connection
 from incrementific.redis import keys
 from incrementific.redis_server import RedisServer
@@ -277,6 +278,30 @@ def test_a_format_is_changed_with_patch_and_reset_and_timezone_are_fixed(alice_c
     assert (change.old_format, change.new_format) == ("INV-{year}-{value:05}", "F{yy}/{value:03}")
     r = alice_client.patch(counter_url("invoices"), {"format": None}, format="json")
     assert (r.json()["format"], r.json()["formatted"]) == (None, str(r.json()["value"]))
+
+
+def test_a_change_of_format_keeps_to_its_idempotency_key_and_a_bad_key_changes_nothing(alice_client, alice):
+    """Found by schemathesis: a PATCH without a value never read its Idempotency-Key, so a
+    malformed one was a 200, and one with a value changed the format before its key was refused."""
+    create(alice_client, **YEARLY)
+    url = counter_url("invoices")
+    for body in ({"format": "A{value}"}, {"format": "A{value}", "value": 7}, {}):
+        r = alice_client.patch(url, body, format="json", HTTP_IDEMPOTENCY_KEY="bad\x85")
+        assert r.status_code == 400, (body, r.content)
+        assert r.json()["fields"] == {"Idempotency-Key": [idempotency.MALFORMED]}
+        row = Counter.objects.get(owner=alice, name="invoices")
+        assert row.format == YEARLY["format"]
+        assert alice_client.get(url).json()["value"] == 0
+    first = alice_client.patch(url, {"format": "B{value}"}, format="json", HTTP_IDEMPOTENCY_KEY="f1")
+    assert (first.status_code, first.json()["format"], first.json()["formatted"]) == (200, "B{value}", "B0")
+    take(alice_client)
+    again = alice_client.patch(url, {"format": "B{value}"}, format="json", HTTP_IDEMPOTENCY_KEY="f1")
+    assert (again.status_code, again["Idempotent-Replayed"]) == (200, "true")
+    assert again.content == first.content  # the first answer, although a number was taken since
+    other = alice_client.patch(url, {"format": "C{value}"}, format="json", HTTP_IDEMPOTENCY_KEY="f1")
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    assert Counter.objects.get(owner=alice, name="invoices").format == "B{value}"
+    assert CounterChange.objects.filter(kind="format").count() == 1
 
 
 @pytest.mark.parametrize(
