@@ -32,15 +32,17 @@ from incrementific import idempotency
 
 METADATA_MAX_BYTES = 2048  # a number's metadata, as compact JSON in UTF-8
 REASON_MAX_LENGTH = 500
-# A set records each number it passes over: at most this many in one set. A counter that starts
-# above numbers another system gave out is created at that value instead (no entries).
-SET_GAP_MAX = 10_000
+# One call records at most this many numbers: a next's step, or the numbers a set passes over
+# (each voided). The transaction holds the counter's lock while it writes them; a counter that
+# starts above numbers another system gave out is created at that value instead (no entries).
+RECORDS_MAX = 10_000
 
 # The 400's and 409's stable codes (docs/api.md).
 NOT_GAPLESS = "not_gapless"
 METADATA_INVALID = "invalid_metadata"
 BELOW_ISSUED = "below_issued"
 GAP_TOO_LARGE = "gap_too_large"
+STEP_TOO_LARGE = "step_too_large"
 ALREADY_VOIDED = "already_voided"
 LOG_KEPT = "log_kept"
 
@@ -59,7 +61,11 @@ class BelowIssued(Exception):
 
 
 class GapTooLarge(Exception):
-    """A set that would pass over more than SET_GAP_MAX numbers: nothing changed."""
+    """A set that would pass over more than RECORDS_MAX numbers: nothing changed."""
+
+
+class StepTooLarge(Exception):
+    """A next whose step would record more than RECORDS_MAX numbers: nothing changed."""
 
 
 class AlreadyVoided(Exception):
@@ -155,6 +161,8 @@ def next_numbers(
     answer); the transaction is then one statement that locks the value's row and raises it
     (:func:`_take`), one insert of the entries, and the commit: the callers of one counter queue
     on that lock, so the less it covers, the more of them it serves (BENCHMARKS.md)."""
+    if step > RECORDS_MAX:
+        raise StepTooLarge()
     owner = _owner(owner_id, "next", name, caller)
     if callable(actor):
         actor = actor()
@@ -248,20 +256,21 @@ def _take(row: Counter, period: str | None, step: int, with_format: bool = False
 
 
 def _insert(entries) -> None:
-    """Write log entries in one INSERT: what bulk_create sends, without its per-call compiling
-    (a third of a gapless next's time in Python). Each value is prepared by its own field, as
-    the ORM would (JSON, dates), so the row is the one the ORM would write."""
+    """Write log entries in as few INSERTs as the database takes (SQLite's limit on a statement's
+    parameters): what bulk_create sends, without its per-call compiling (a third of a gapless
+    next's time in Python). Each value is prepared by its own field, as the ORM would (JSON,
+    dates), so the row is the one the ORM would write."""
     fields = [f for f in IssuedValue._meta.concrete_fields if not f.primary_key]
-    rows, params = [], []
-    for entry in entries:
-        rows.append("(" + ", ".join(["%s"] * len(fields)) + ")")
-        params += [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in fields]
+    entries = list(entries)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(IssuedValue._meta.db_table)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    batch = connection.ops.bulk_batch_size(fields, entries) if len(entries) > 1 else 1
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {connection.ops.quote_name(IssuedValue._meta.db_table)} ({columns}) VALUES {', '.join(rows)}",
-            params,
-        )
+        for start in range(0, len(entries), batch):
+            chunk = entries[start : start + batch]
+            params = [f.get_db_prep_save(f.pre_save(entry, True), connection) for entry in chunk for f in fields]
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}", params)
 
 
 class _MadeAgain(Exception):
@@ -347,7 +356,7 @@ def set_value(
         old = _take(row, period, 0)  # the period's value, its row locked (and made) as a next does
         if value < old:
             raise BelowIssued(old)
-        if value - old > SET_GAP_MAX:
+        if value - old > RECORDS_MAX:
             raise GapTooLarge()
         if value > old:
             if period is None:

@@ -438,8 +438,28 @@ class IssuedValueSerializer(serializers.ModelSerializer):
         return entry.void_reason if entry.status == IssuedValue.Status.VOIDED else None
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": gapless.REASON_MAX_LENGTH,
+        "pattern": r"^[^\x00]*[^\s\x00][^\x00]*$",
+    }
+)
+class ReasonField(StrictCharField):
+    """Why a number is voided: 1 to 500 characters as sent (nothing trimmed, so that the length
+    the schema states is the one checked), not only white space."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=gapless.REASON_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value.strip():
+            raise serializers.ValidationError("Give a reason, not only white space.", code="blank")
+        return value
+
+
 class VoidSerializer(serializers.Serializer):
-    reason = StrictCharField(
-        min_length=1, max_length=gapless.REASON_MAX_LENGTH, help_text="Why the number could not be used."
-    )
+    reason = ReasonField(help_text="Why the number could not be used.")
     date = DocumentDateField(required=False, help_text="A series': a date in the number's period (default today).")

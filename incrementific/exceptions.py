@@ -46,7 +46,6 @@ NAMED_INPUT_CODES = frozenset(
         series.SETTING_FIXED,
         gapless.METADATA_INVALID,
         gapless.NOT_GAPLESS,
-        gapless.GAP_TOO_LARGE,
     ]
 )
 
@@ -133,9 +132,16 @@ def _translate(exc: Exception) -> Exception:
             f"Numbers up to {exc.issued} were handed out: a gapless counter is only set up.", gapless.BELOW_ISSUED
         )
     if isinstance(exc, gapless.GapTooLarge):
-        return exceptions.ValidationError(
-            {"value": [f"A set records each number it passes over: at most {gapless.SET_GAP_MAX} at once."]},
+        return Conflict(
+            f"A gapless counter records each number a set passes over: at most {gapless.RECORDS_MAX:,} at once; "
+            "nothing changed.",
             gapless.GAP_TOO_LARGE,
+        )
+    if isinstance(exc, gapless.StepTooLarge):
+        return Conflict(
+            f"A gapless counter records each number it hands out: a step of at most {gapless.RECORDS_MAX:,}; "
+            "nothing changed.",
+            gapless.STEP_TOO_LARGE,
         )
     if isinstance(exc, gapless.LogKept):
         return Conflict(

@@ -70,8 +70,9 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed: an API key outside its scope (`api_key_scope`), an API key managing keys, "
     "or the cap on counters reached.",
     404: "Not found: no such counter or key (or not yours), or an unknown `?format=`.",
-    409: "A counter by that name exists, the value would pass 2^63-1, or the first request with this "
-    "Idempotency-Key is still being answered (nothing changed).",
+    409: "A counter by that name exists, the value would pass 2^63-1, the first request with this "
+    "Idempotency-Key is still being answered, or a gapless counter refuses it (`below_issued`, "
+    "`gap_too_large`, `step_too_large`, `already_voided`, `log_kept`, `not_gapless`); nothing changed.",
     413: "The request body is too large.",
     422: "This Idempotency-Key was sent before with another request (nothing changed).",
     415: "Unsupported media type.",

@@ -2,6 +2,7 @@
 skipped, none twice, whatever happens to Redis."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,6 +157,26 @@ def test_void_void_twice_and_void_a_number_not_handed_out(alice, alice_client):
     assert take(alice_client)["value"] == 3
 
 
+@pytest.mark.parametrize(
+    "reason, accepted",
+    [("\n", False), (" \t ", False), ("", False), (" " + "x" * 500, False), ("x" * 500, True), (" jam\n", True)],
+)
+def test_a_reason_is_1_to_500_characters_as_sent_and_not_only_white_space(alice, alice_client, reason, accepted):
+    """Found by schemathesis: a reason of white space alone, which the schema allowed, was a 400
+    (DRF trimmed it to nothing); and a trimmed reason's length was not the one the schema states."""
+    create(alice_client, **INVOICES)
+    take(alice_client)
+    pattern = alice_client.get("/api/schema?format=json").json()["components"]["schemas"]["VoidRequest"]
+    pattern = pattern["properties"]["reason"]
+    in_schema = 1 <= len(reason) <= pattern["maxLength"] and re.search(pattern["pattern"], reason) is not None
+    r = alice_client.post(counter_url("invoices", "/values/1/void"), {"reason": reason}, format="json")
+    assert (r.status_code == 200, in_schema) == (accepted, accepted), r.content
+    if accepted:
+        assert log(alice)[0][4] == reason  # kept as sent
+    else:
+        assert r.json()["code"] == "invalid" and log(alice)[0][2] == "issued"
+
+
 def test_a_set_only_moves_up_and_records_the_numbers_it_passes_over(alice, alice_client):
     create(alice_client, name="g", gapless=True)
     take(alice_client, "g")
@@ -175,12 +196,39 @@ def test_a_set_only_moves_up_and_records_the_numbers_it_passes_over(alice, alice
         "detail": "Numbers up to 4 were handed out: a gapless counter is only set up.",
         "code": "below_issued",
     }
-    far = alice_client.put(counter_url("g"), {"value": 4 + gapless.SET_GAP_MAX + 1}, format="json")
-    assert far.status_code == 400 and far.json()["code"] == "gap_too_large"
+    far = alice_client.put(counter_url("g"), {"value": 4 + gapless.RECORDS_MAX + 1}, format="json")
+    assert (far.status_code, far.json()) == (
+        409,
+        {
+            "detail": "A gapless counter records each number a set passes over: at most 10,000 at once; "
+            "nothing changed.",
+            "code": "gap_too_large",
+        },
+    )
     assert take(alice_client, "g")["value"] == 5
     assert len(log(alice, "g")) == 5
     sets = CounterChange.objects.filter(owner=alice, counter="g", kind="set")
     assert list(sets.values_list("old_value", "new_value")) == [(1, 4)]
+
+
+def test_a_step_records_each_number_up_to_the_most_one_call_records(alice, alice_client):
+    """Found by schemathesis: a step of 12,622,060,956 held a worker past its timeout, building
+    one INSERT of that many rows under the counter's lock."""
+    create(alice_client, name="g", gapless=True)
+    r = alice_client.post(counter_url("g", "/next"), {"step": gapless.RECORDS_MAX + 1}, format="json")
+    assert (r.status_code, r.json()) == (
+        409,
+        {
+            "detail": "A gapless counter records each number it hands out: a step of at most 10,000; nothing changed.",
+            "code": "step_too_large",
+        },
+    )
+    assert log(alice, "g") == []
+    assert take(alice_client, "g", step=gapless.RECORDS_MAX, metadata={"batch": 1})["value"] == gapless.RECORDS_MAX
+    entries = IssuedValue.objects.filter(counter__owner=alice, counter__name="g")
+    assert sorted(entries.values_list("value", flat=True)) == list(range(1, gapless.RECORDS_MAX + 1))
+    assert all(entry == ("issued", {"batch": 1}) for entry in entries.values_list("status", "metadata"))
+    assert take(alice_client, "g")["value"] == gapless.RECORDS_MAX + 1
 
 
 def test_a_gapless_counter_with_a_log_is_not_deleted_by_the_api(alice, alice_client):
