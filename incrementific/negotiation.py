@@ -1,3 +1,4 @@
+from django.http import Http404
 from rest_framework.negotiation import DefaultContentNegotiation
 
 PLAIN_ACCEPTS = frozenset(["", "*/*", "application/json"])
@@ -6,7 +7,8 @@ PLAIN_ACCEPTS = frozenset(["", "*/*", "application/json"])
 class ContentNegotiation(DefaultContentNegotiation):
     """DRF's negotiation, with a shortcut for what API clients send (nothing, `*/*` or JSON):
     the view's first renderer if it is JSON. Anything else (a browser, JSON:API, `?format=`)
-    goes through DRF's full negotiation. Worth 3% of a `next` request (BENCHMARKS.md)."""
+    goes through DRF's full negotiation. Worth 3% of a `next` request (BENCHMARKS.md). A
+    `?format=` is one of the renderers' formats, given once, or a 404."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         first = renderers[0]
@@ -17,6 +19,12 @@ class ContentNegotiation(DefaultContentNegotiation):
             and not self._format_override(request)
         ):
             return first, first.media_type
+        if not format_suffix and self._format_override(request):
+            # DRF would read `?format=` (empty) as no format, and a repeated one as its last; the
+            # schema declares one of the formats, so either is what an unknown format is: a 404.
+            given = request.query_params.getlist(self.settings.URL_FORMAT_OVERRIDE)
+            if len(given) != 1 or not given[0]:
+                raise Http404
         return super().select_renderer(request, renderers, format_suffix)
 
     def _format_override(self, request) -> bool:

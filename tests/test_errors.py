@@ -82,12 +82,30 @@ def test_a_database_outage_is_a_json_503(alice_client, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/counters?format=nope", "/v1/next?format=nope", "/api/counters/default?format=x"]
+    "path",
+    [
+        "/api/counters?format=nope",
+        "/v1/next?format=nope",
+        "/api/counters/default?format=x",
+        # found by schemathesis: DRF reads an empty format as none and a repeated one as its last
+        "/api/counters?format=",
+        "/v1/current?format=",
+        "/api/counters/default?format=json&format=json",
+    ],
 )
 def test_an_unknown_format_is_a_json_404_not_a_500(alice_client, path):
     r = alice_client.get(path)
     assert r.status_code == 404
     assert r.json() in (NOT_FOUND, {"message": "Not found."})
+
+
+@pytest.mark.parametrize("query", ["?format=", "?format=json&format=api"])
+def test_next_with_an_empty_or_repeated_format_is_a_404_and_takes_nothing(alice_client, query):
+    for path in ["/api/counters/default/next" + query, "/v1/next" + query]:
+        r = alice_client.post(path) if path.startswith("/api") else alice_client.get(path)
+        assert r.status_code == 404, path
+        assert r.json() in (NOT_FOUND, {"message": "Not found."})
+    assert alice_client.get("/api/counters/default").json()["value"] == 0
 
 
 def test_a_browser_gets_a_page_for_an_unknown_address_and_the_api_stays_json(client, db):
