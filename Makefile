@@ -69,7 +69,8 @@ bench-ir: install
 		|| { echo "make bench-ir needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
 	$(PY) -m tests.harness.bench_ir
 
-# schemathesis against a live server from the OpenAPI schema, every check, many examples per endpoint.
+# schemathesis against a live server from the OpenAPI schema, every check, many examples per endpoint;
+# FUZZ_SEED=N fuzzes other data than the suite's fixed seed.
 fuzz: install
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(VENV)/bin/pytest tests/test_openapi.py tests/test_schemathesis.py
 

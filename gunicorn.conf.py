@@ -43,6 +43,10 @@ if log_format == "json":
         },
     }
 
+# A request line (method, path and query) up to gunicorn's most, 8190 bytes, what a proxy in front
+# passes by default (nginx's large_client_header_buffers): the app answers it, in JSON. A longer
+# one is gunicorn's own 414, an HTML page; the schema documents it (incrementific/schema.py).
+limit_request_line = 8190
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket defaults to one path per user, which a second instance on the

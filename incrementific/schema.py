@@ -2,6 +2,7 @@
 integers, and the error bodies every endpoint may answer with. Imported by the URLconf, so
 that the extensions are registered before a schema is built."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
@@ -49,6 +50,24 @@ class StrictIntegerScheme(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema, direction):
         field = self.target
         return {"type": "integer", "format": "int64", "minimum": field.min_value, "maximum": field.max_value}
+
+
+class TrimmedStringScheme(OpenApiSerializerFieldExtension):
+    """DRF's CharField trims white space from what it reads, and refuses what is then empty
+    unless it allows blank: such a field in a request takes a string with something besides
+    white space (and no NUL, as every string: NO_NUL), which its schema says as a pattern."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        plain = schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema
+        plain = plain and not any(isinstance(v, RegexValidator) for v in field.validators)  # its own pattern
+        if direction == "request" and plain and field.trim_whitespace and not field.allow_blank:
+            schema["pattern"] = NOT_BLANK
+        return schema
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -133,6 +152,8 @@ def canonical_paths(endpoints):
 # DRF's CharField refuses a NUL character in every string it reads (ProhibitNullCharactersValidator),
 # which drf-spectacular does not say; a string with no pattern of its own says it here.
 NO_NUL = r"^[^\x00]*$"
+# ... and something besides white space (Python's, which str.strip() removes: DRF's trim).
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def strings_without_nul(result, generator, request, public):
@@ -152,8 +173,10 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 def forms_without_null(result, generator, request, public):
     """A postprocessing hook: a form cannot send null (it would send the text "null"), so a
-    request body's form encodings refer to a copy of its component without `nullable`; a form
-    leaves such a field out, or empty, for null (counters/serializers.py reads '' as null)."""
+    request body's form encodings refer to a copy of its component where a nullable field is
+    what it is otherwise, or empty: a form leaves such a field out, or empty, for null (DRF reads
+    a form's '' as null for a field that allows null, and counters/serializers.py's FormatField
+    too). A list is left out for null."""
     schemas = result.get("components", {}).get("schemas", {})
     for path in result.get("paths", {}).values():
         for operation in path.values():
@@ -168,7 +191,7 @@ def forms_without_null(result, generator, request, public):
                 if form not in schemas:
                     copy = {**component, "properties": {}}
                     for field, prop in component["properties"].items():
-                        copy["properties"][field] = _not_null(prop)
+                        copy["properties"][field] = _in_a_form(prop) if _nullable(prop) else prop
                     schemas[form] = copy
                 content[media_type] = {**content[media_type], "schema": {"$ref": f"#/components/schemas/{form}"}}
     return result
@@ -188,6 +211,38 @@ def _not_null(prop: dict) -> dict:
         rest = [choice for choice in prop.pop("oneOf") if choice != _NULL]
         prop.update({"oneOf": rest} if len(rest) > 1 else {"allOf": rest})
     return prop
+
+
+_EMPTY = {"type": "string", "enum": [""]}
+
+
+def _in_a_form(prop: dict) -> dict:
+    """A nullable property as a form sends it: its value, or empty for null (a list: left out)."""
+    prop = _not_null(prop)
+    if prop.get("type") == "array":
+        return prop
+    outer = {k: prop.pop(k) for k in ("description", "default", "example") if k in prop}
+    return {**outer, "anyOf": [prop, _EMPTY]}
+
+
+REQUEST_LINE_MAX = 8190  # gunicorn.conf.py's limit_request_line
+
+
+def request_line_limit(result, generator, request, public):
+    """A postprocessing hook: every operation may be answered 414 by the HTTP server, before the
+    app sees the request, when its request line is longer than gunicorn allows (an HTML page,
+    not the API's JSON: gunicorn writes it)."""
+    too_long = {
+        "description": f"The request line (method, path and query) is longer than {REQUEST_LINE_MAX} bytes: "
+        "the HTTP server's own answer, an HTML page.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    result.setdefault("components", {}).setdefault("responses", {})["RequestLineTooLong"] = too_long
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("414", {"$ref": "#/components/responses/RequestLineTooLong"})
+    return result
 
 
 def shortest_password(result, generator, request, public):

@@ -264,6 +264,7 @@ SPECTACULAR_SETTINGS = {
         "incrementific.schema.strings_without_nul",
         "incrementific.schema.shortest_password",
         "incrementific.schema.forms_without_null",
+        "incrementific.schema.request_line_limit",
     ],
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_NAME_OVERRIDES": {"HealthStateEnum": "incrementific.views.HEALTH_STATES"},
