@@ -267,8 +267,21 @@ class CounterAdmin(admin.ModelAdmin):
         self._set(request, queryset, 0, CounterChange.Kind.RESET)
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record's admin: it is read, never added, changed or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(CounterChange)
-class CounterChangeAdmin(admin.ModelAdmin):
+class CounterChangeAdmin(RecordAdmin):
     """Every change to a counter but `next`, newest first: read-only, as a record should be."""
 
     list_display = [
@@ -299,18 +312,9 @@ class CounterChangeAdmin(admin.ModelAdmin):
             self.message_user(request, "Redis is unavailable: the latest sets may be missing.", messages.WARNING)
         return super().changelist_view(request, extra_context)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(IssuedValue)
-class IssuedValueAdmin(admin.ModelAdmin):
+class IssuedValueAdmin(RecordAdmin):
     """Every number gapless counters handed out: read-only, as a record should be. A number is
     voided through the API or the web app, by its owner, with a reason."""
 
@@ -335,15 +339,6 @@ class IssuedValueAdmin(admin.ModelAdmin):
     @admin.display(description="owner", ordering="counter__owner__username")
     def owner(self, entry: IssuedValue) -> str:
         return entry.counter.owner.username
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CounterInline(admin.TabularInline):

@@ -556,6 +556,12 @@ def test_the_web_app_creates_a_gapless_series_shows_its_log_and_voids_with_a_rea
     refused = client.post("/counters/sales/delete")
     assert refused.status_code == 409 and "its log is kept" in refused.text
     assert client.get("/counters/default/log").status_code == 404  # a fast counter has no log
+    # 50 entries a page, with the pager the dashboard has (web/_pager.html)
+    gapless.next_numbers(owner_id=alice.id, name="sales", step=60)
+    first, second = client.get("/counters/sales/log").text, client.get("/counters/sales/log?page=2").text
+    assert "Page 1 of 2" in first and '<a href="?page=2" rel="next">Next page</a>' in first
+    assert "Page 2 of 2" in second and '<a href="?page=1" rel="prev">Previous</a>' in second
+    assert f"F{YEAR}-062" in first and f"F{YEAR}-001" in second
 
 
 def test_the_admin_shows_the_log_read_only_filtered_by_status_and_period(alice, admin_client):
