@@ -13,6 +13,7 @@ from counters.models import MAX_VALUE, CounterChange, IssuedValue
 from counters.series import FORMAT_MAX_LENGTH, RESETS
 from counters.store import State
 from incrementific.names import CounterNameField
+from incrementific.schema import NOT_BLANK
 
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only; [0-9] never matches other scripts' digits
 
@@ -443,7 +444,7 @@ class IssuedValueSerializer(serializers.ModelSerializer):
         "type": "string",
         "minLength": 1,
         "maxLength": gapless.REASON_MAX_LENGTH,
-        "pattern": r"^[^\x00]*[^\s\x00][^\x00]*$",
+        "pattern": NOT_BLANK,
     }
 )
 class ReasonField(StrictCharField):
